@@ -1,0 +1,32 @@
+"""Choose the Keras backend before Keras is imported, and report the one that really runs."""
+
+import os
+import sys
+
+from catdog.errors import CatdogError
+
+BACKENDS = ("jax", "tensorflow")
+
+
+def use_backend(name: str) -> None:
+    """Set KERAS_BACKEND; fails if Keras already runs on another backend in this process."""
+    if name not in BACKENDS:
+        raise CatdogError(f"backend={name!r} is not supported; choose one of {', '.join(BACKENDS)}.")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "keras" in sys.modules:
+        active = sys.modules["keras"].backend.backend()
+        if active != name:
+            raise CatdogError(
+                f"Keras is already imported with backend {active!r} in this process, so backend={name} "
+                "cannot take effect. Run each backend in its own process (a multirun with "
+                "hydra/launcher=joblib does this)."
+            )
+        return
+    os.environ["KERAS_BACKEND"] = name
+
+
+def active_backend() -> str:
+    """The backend Keras actually runs on."""
+    import keras
+
+    return keras.backend.backend()

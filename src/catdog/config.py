@@ -1,0 +1,38 @@
+"""Where the Hydra configs live, and the start-up checks Hydra's schema cannot express."""
+
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from catdog.errors import CatdogError
+
+
+def config_dir() -> str:
+    """conf/ inside an installed wheel, or at the root of a source checkout."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "conf", here.parents[1] / "conf"):
+        if (candidate / "train.yaml").is_file():
+            return str(candidate)
+    raise CatdogError(f"catdog's conf/ directory was not found next to {here}; reinstall catdog.")
+
+
+def check_train_config(cfg: DictConfig) -> None:
+    """Reject values that compose but cannot run, naming the key."""
+    positive = {
+        "trainer.max_epochs": cfg.trainer.max_epochs,
+        "dataset.batch_size": cfg.dataset.batch_size,
+        "trainer.steps_per_execution": cfg.trainer.steps_per_execution,
+    }
+    for key in ("limit_train_batches", "limit_val_batches", "limit_test_batches"):
+        if cfg.trainer[key] is not None:
+            positive[f"trainer.{key}"] = cfg.trainer[key]
+    for key, value in positive.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise CatdogError(f"{key}={value!r}: must be a positive integer.")
+    size = list(cfg.dataset.image_size)
+    if len(size) != 2 or any(not isinstance(s, int) or s < 8 for s in size):
+        raise CatdogError(f"dataset.image_size={size!r}: must be [height, width], each at least 8.")
+    if not 0 <= cfg.dataset.test_fraction < 1:
+        raise CatdogError(f"dataset.test_fraction={cfg.dataset.test_fraction!r}: must be in [0, 1).")
+    if cfg.trainer.test_ckpt not in ("best", "last"):
+        raise CatdogError(f"trainer.test_ckpt={cfg.trainer.test_ckpt!r}: must be best or last.")

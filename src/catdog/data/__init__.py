@@ -1,0 +1,6 @@
+"""Image folders in, batched tf.data pipelines out."""
+
+from catdog.data.datamodule import ImageFolderDataModule
+from catdog.data.images import ImageFolder, list_image_folder, load_image
+
+__all__ = ["ImageFolderDataModule", "ImageFolder", "list_image_folder", "load_image"]

@@ -1,0 +1,107 @@
+"""The data module: one place that turns an image folder into train, validation and test pipelines."""
+
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+
+from catdog.data.cache import cached_decode
+from catdog.data.download import download_dataset
+from catdog.data.images import ImageFolder, list_image_folder
+from catdog.errors import CatdogError
+
+log = logging.getLogger(__name__)
+
+
+class ImageFolderDataModule:
+    """Train / validation / test from `root/<split>/<class>/*` (Lightning's LightningDataModule role).
+
+    Every image is decoded and resized once per run (or read from the shared decode cache); test is
+    the first `test_fraction` of the validation batches, split once from a seeded shuffle of the file
+    list so test and validation never overlap.
+    """
+
+    def __init__(self, root=None, url=None, download_dir=None, train_split="train", val_split="validation",
+                 image_size=(160, 160), batch_size=32, test_fraction=0.2, seed=0, cache_dir=None,
+                 strict=False, max_image_pixels=89478485, name="images"):
+        self.name = name
+        self.root, self.url, self.download_dir = root, url, download_dir
+        self.splits = (train_split, val_split)
+        self.image_size = tuple(image_size)
+        self.batch_size, self.test_fraction, self.seed = batch_size, test_fraction, seed
+        self.cache_dir, self.strict, self.max_image_pixels = cache_dir, strict, max_image_pixels
+        self.arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self.class_names: list[str] = []
+        self.skipped: dict[str, str] = {}
+
+    def prepare_data(self) -> Path:
+        """Resolve the data folder, downloading the archive when no local root is given."""
+        if self.root:
+            root = Path(self.root).expanduser()
+            missing = [s for s in self.splits if not (root / s).is_dir()]
+            if missing:
+                raise CatdogError(
+                    f"dataset.root={self.root} must hold {' and '.join(s + '/' for s in self.splits)} class "
+                    f"folders; missing: {', '.join(missing)}."
+                )
+            return root
+        if not self.url:
+            raise CatdogError("Set dataset.root to a folder with train/ and validation/ class folders.")
+        return download_dataset(self.url, self.splits, self.download_dir)
+
+    def setup(self) -> None:
+        root = self.prepare_data()
+        train = list_image_folder(root / self.splits[0])
+        val = list_image_folder(root / self.splits[1], class_names=train.class_names)
+        self.class_names = train.class_names
+        order = np.random.default_rng(self.seed).permutation(len(val))
+        n_test = math.floor(math.ceil(len(val) / self.batch_size) * self.test_fraction) * self.batch_size
+        parts = {"train": train, "test": val.subset(order[:n_test]), "val": val.subset(order[n_test:])}
+        for name, folder in parts.items():
+            self.arrays[name] = self._decode(name, folder)
+        if not len(self.arrays["train"][0]) or not len(self.arrays["val"][0]):
+            raise CatdogError(f"{root} has no readable training or validation images.")
+        log.info("Data %s: %s", root, {k: len(v[1]) for k, v in self.arrays.items()})
+
+    def _decode(self, name: str, folder: ImageFolder):
+        images, good, bad = cached_decode(folder.paths, self.image_size, self.max_image_pixels, self.cache_dir)
+        if bad:
+            listing = "; ".join(f"{p} ({e})" for p, e in bad.items())
+            if self.strict:
+                raise CatdogError(f"{len(bad)} {name} image(s) cannot be read (dataset.strict=true): {listing}")
+            log.warning("Skipping %d unreadable %s image(s): %s", len(bad), name, listing)
+            self.skipped.update(bad)
+        return images, folder.labels[good]
+
+    def label_counts(self, split="train") -> dict[str, int]:
+        counts = np.bincount(self.arrays[split][1], minlength=len(self.class_names))
+        return {name: int(c) for name, c in zip(self.class_names, counts)}
+
+    def num_images(self, split: str) -> int:
+        return len(self.arrays[split][1])
+
+    def dataset(self, split, *, shuffle=False, augment=None, limit_batches=None):
+        """A batched, prefetched tf.data pipeline over the decoded images of `split`."""
+        import tensorflow as tf
+
+        images, labels = self.arrays[split]
+        ds = tf.data.Dataset.from_tensor_slices((images, labels))
+        if shuffle:
+            ds = ds.shuffle(len(labels), seed=self.seed, reshuffle_each_iteration=True)
+        ds = ds.batch(self.batch_size)
+        if limit_batches:
+            ds = ds.take(limit_batches)
+        ds = ds.map(lambda x, y: (tf.cast(x, "float32"), y), num_parallel_calls=tf.data.AUTOTUNE)
+        if augment is not None:
+            ds = ds.map(lambda x, y: (augment(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
+        return ds.prefetch(tf.data.AUTOTUNE)
+
+    def train_dataloader(self, augment=None, limit_batches=None):
+        return self.dataset("train", shuffle=True, augment=augment, limit_batches=limit_batches)
+
+    def val_dataloader(self, limit_batches=None):
+        return self.dataset("val", limit_batches=limit_batches)
+
+    def test_dataloader(self, limit_batches=None):
+        return self.dataset("test", limit_batches=limit_batches)

@@ -1,0 +1,25 @@
+"""Fetch and unpack a dataset archive with Keras' own downloader (cached, unsafe paths filtered)."""
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from catdog.errors import CatdogError
+
+
+def download_dataset(url: str, splits, cache_dir=None) -> Path:
+    """Download `url` once into the Keras cache; return the extracted folder that holds `splits`."""
+    import keras
+
+    fname = Path(urlsplit(url).path).name or "dataset.zip"
+    try:
+        extracted = Path(keras.utils.get_file(fname, origin=url, extract=True, cache_dir=cache_dir))
+    except Exception as exc:
+        raise CatdogError(
+            f"Could not download the dataset from {url} ({exc}). If this machine is offline, point "
+            "dataset.root at a local copy that holds train/ and validation/ class folders, e.g. "
+            "dataset.root=../shared/data/cats_and_dogs."
+        ) from exc
+    for candidate in (extracted, *sorted(p for p in extracted.iterdir() if p.is_dir())):
+        if all((candidate / s).is_dir() for s in splits):
+            return candidate
+    raise CatdogError(f"The archive from {url} unpacked to {extracted} but holds no {'/, '.join(splits)}/ folders.")

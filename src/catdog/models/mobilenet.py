@@ -1,0 +1,60 @@
+"""The tutorial's transfer-learning model (its model4): a frozen ImageNet MobileNetV2 and a small head."""
+
+from pathlib import Path
+
+import keras
+from keras import layers
+
+from catdog.errors import CatdogError
+from catdog.models.registry import register_model
+
+BASE_NAME = "mobilenetv2_base"
+
+
+def imagenet_weights_file(input_shape, alpha, weights_url) -> str:
+    """Download (once, into ~/.keras/models) the no-top ImageNet file Keras itself would use."""
+    size = input_shape[0] if input_shape[0] in (96, 128, 160, 192, 224) else 224
+    fname = f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{float(alpha)}_{size}_no_top.h5"
+    try:
+        return keras.utils.get_file(fname, weights_url.rstrip("/") + "/" + fname, cache_subdir="models")
+    except Exception as exc:
+        raise CatdogError(
+            f"Could not download the MobileNetV2 ImageNet weights ({exc}). If this machine is offline, set "
+            "model.weights to a local file, e.g. "
+            "model.weights=../shared/weights/mobilenet_v2_1.0_224_imagenet_no_top.weights.h5."
+        ) from exc
+
+
+def mobilenet_base(input_shape, weights="imagenet", alpha=1.0, weights_url=None):
+    """MobileNetV2 without its top, weights loaded from ImageNet, a file, or none."""
+    if weights == "imagenet":
+        weights = imagenet_weights_file(input_shape, alpha, weights_url)
+    elif weights is not None and not Path(weights).expanduser().is_file():
+        raise CatdogError(
+            f"model.weights={weights}: no such file. Use imagenet (download), a path to a MobileNetV2 "
+            "no-top .h5/.weights.h5 file, or null for random initialisation."
+        )
+    base = keras.applications.MobileNetV2(input_shape=input_shape, alpha=alpha, include_top=False, weights=None)
+    if weights is not None:
+        try:
+            base.load_weights(str(Path(weights).expanduser()))
+        except Exception as exc:
+            raise CatdogError(f"model.weights={weights} does not fit MobileNetV2(alpha={alpha}): {exc}") from exc
+    base.name = BASE_NAME
+    return base
+
+
+@register_model("mobilenet")
+def mobilenet(input_shape, num_classes, weights="imagenet", alpha=1.0, dropout=0.2, hidden_units=64,
+              weights_url="https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/"):
+    """model4: preprocess_input scaling, frozen base in inference mode, GlobalMaxPooling2D, Dense head."""
+    base = mobilenet_base(input_shape, weights, alpha, weights_url)
+    base.trainable = False
+    inputs = keras.Input(input_shape)
+    x = layers.Rescaling(1 / 127.5, offset=-1, name="preprocess")(inputs)
+    x = base(x, training=False)
+    x = layers.GlobalMaxPooling2D()(x)
+    x = layers.Dropout(dropout)(x)
+    x = layers.Dense(hidden_units, activation="relu")(x)
+    outputs = layers.Dense(num_classes)(x)
+    return keras.Model(inputs, outputs, name="mobilenet")

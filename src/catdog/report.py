@@ -1,0 +1,116 @@
+"""`python -m catdog.report DIR`: one table and plots for every run under a run or multirun directory."""
+
+import argparse
+import csv
+import json
+import logging
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+log = logging.getLogger("catdog.report")
+
+COLUMNS = ("experiment", "model", "augment", "backend", "epochs", "best_val_accuracy", "final_val_accuracy",
+           "test_accuracy", "median_epoch_seconds", "train_images_per_second", "params_total",
+           "params_trainable", "peak_rss_mb", "run")
+
+
+def collect_runs(root) -> tuple[list[dict], list[str]]:
+    """metrics.json of every run below `root`, and the run directories that ended without one."""
+    root = Path(root)
+    runs, failed = [], []
+    for job in sorted({p.parent.parent for p in root.rglob(".hydra/config.yaml")} | {root}):
+        metrics = job / "metrics.json"
+        if metrics.is_file():
+            record = json.loads(metrics.read_text())
+            record["run"] = str(job.relative_to(root)) if job != root else "."
+            history = job / "history.csv"
+            if history.is_file():
+                with open(history, newline="") as f:
+                    record["val_curve"] = [float(r["val_accuracy"]) for r in csv.DictReader(f)]
+            runs.append(record)
+        elif (job / ".hydra").is_dir():
+            failed.append(str(job.relative_to(root)) if job != root else ".")
+    return runs, failed
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}" if value <= 1 else f"{value:.1f}"
+    return "" if value is None else str(value)
+
+
+def markdown_table(runs) -> str:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(_cell(r.get(c)) for c in COLUMNS) + " |" for r in runs]
+    return "\n".join(lines) + "\n"
+
+
+def plot_curves(runs, path) -> None:
+    """Validation accuracy per epoch, one panel per model, one line per augment/backend."""
+    models = sorted({r["model"] for r in runs})
+    fig, axes = plt.subplots(1, len(models), figsize=(4.5 * len(models), 3.6), squeeze=False)
+    for ax, model in zip(axes[0], models):
+        for r in (r for r in runs if r["model"] == model and r.get("val_curve")):
+            ax.plot(range(1, len(r["val_curve"]) + 1), r["val_curve"], marker=".",
+                    label=f"{r['augment']} / {r['backend']}")
+        ax.set(title=model, xlabel="epoch", ylabel="validation accuracy")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def plot_backends(runs, path) -> None:
+    """Median seconds per epoch for each model and augment, one bar per backend."""
+    groups = sorted({(r["model"], r["augment"]) for r in runs})
+    backends = sorted({r["backend"] for r in runs})
+    width = 0.8 / max(len(backends), 1)
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(groups)), 3.8))
+    for i, backend in enumerate(backends):
+        values = [next((r["median_epoch_seconds"] or 0 for r in runs
+                        if (r["model"], r["augment"], r["backend"]) == (*g, backend)), 0) for g in groups]
+        ax.bar([x + i * width for x in range(len(groups))], values, width, label=backend)
+    ax.set_xticks([x + width * (len(backends) - 1) / 2 for x in range(len(groups))],
+                  [f"{m}\n{a}" for m, a in groups], fontsize=8)
+    ax.set(ylabel="median s / epoch", title="backend comparison")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def write_report(root, out=None) -> Path:
+    """report.md, runs.csv, val_curves.png and backends.png in `out` (default: `root`)."""
+    runs, failed = collect_runs(root)
+    out = Path(out or root)
+    out.mkdir(parents=True, exist_ok=True)
+    runs.sort(key=lambda r: (r.get("experiment") or "", r["model"], r["augment"], r["backend"]))
+    with open(out / "runs.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(runs)
+    parts = [f"# Runs under `{root}`\n", markdown_table(runs)]
+    if failed:
+        parts.append("\nFailed (no metrics.json): " + ", ".join(failed) + "\n")
+    if runs:
+        plot_curves(runs, out / "val_curves.png")
+        plot_backends(runs, out / "backends.png")
+        parts.append("\n![validation accuracy](val_curves.png)\n\n![backends](backends.png)\n")
+    (out / "report.md").write_text("\n".join(parts))
+    return out / "report.md"
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m catdog.report", description=__doc__)
+    parser.add_argument("dir", help="a run or multirun directory (searched recursively)")
+    parser.add_argument("--out", help="where to write the report (default: DIR)")
+    args = parser.parse_args(argv)
+    print(write_report(args.dir, args.out).read_text())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""`python -m catdog.train`: train one model; every output lands in the Hydra run directory."""
+
+import csv
+import logging
+import statistics
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from catdog.backend import use_backend
+from catdog.config import check_train_config
+from catdog.entry import hydra_entry
+from catdog.io import write_json, write_text
+
+log = logging.getLogger("catdog.train")
+
+
+def read_history(path: Path) -> dict:
+    """history.csv (every epoch, resumed runs included) as {column: [float per epoch]}."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return {key: [float(r[key]) for r in rows] for key in rows[0]} if rows else {}
+
+
+def train(cfg: DictConfig) -> dict:
+    """Compose everything from `cfg`, fit, test, and write the run's outputs; returns metrics.json."""
+    check_train_config(cfg)
+    use_backend(cfg.backend.name)
+
+    import keras
+    from hydra.utils import instantiate
+
+    from catdog.backend import active_backend
+    from catdog.data import ImageFolderDataModule
+    from catdog.models import build_model
+    from catdog.module import ClassifierModule
+    from catdog.plots import plot_history
+    from catdog.run_info import package_versions, peak_rss_mb
+    from catdog.trainer import Trainer
+
+    out = Path(cfg.paths.output_dir)
+    write_text(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    keras.utils.set_random_seed(cfg.seed)
+
+    datamodule = ImageFolderDataModule(**cfg.dataset)
+    datamodule.setup()
+    model_options = OmegaConf.to_container(cfg.model, resolve=True)
+    network = build_model(model_options.pop("name"), (*datamodule.image_size, 3), len(datamodule.class_names),
+                          **model_options)
+    module = ClassifierModule(
+        network, optimizer=instantiate(cfg.trainer.optimizer), loss=instantiate(cfg.trainer.loss),
+        metrics=cfg.trainer.metrics, jit_compile=cfg.trainer.jit_compile,
+        steps_per_execution=cfg.trainer.steps_per_execution,
+    )
+    augment_layers = [instantiate(c) for c in cfg.augment.layers.values() if c is not None]
+    augment = keras.layers.Pipeline(augment_layers, name="augment") if augment_layers else None
+    callbacks = [instantiate(c) for c in cfg.callbacks.values() if c is not None]
+    trainer = Trainer(callbacks=callbacks, max_epochs=cfg.trainer.max_epochs, fast_dev_run=cfg.trainer.fast_dev_run,
+                      limit_train_batches=cfg.trainer.limit_train_batches,
+                      limit_val_batches=cfg.trainer.limit_val_batches,
+                      limit_test_batches=cfg.trainer.limit_test_batches, verbose=cfg.trainer.verbose)
+    write_text(out / "model_summary.txt", module.summary())
+    log.info("Training %s on %s (%s), %d trainable of %d parameters", network.name, active_backend(),
+             datamodule.class_names, module.params_trainable, module.params_total)
+
+    fit = trainer.fit(module, datamodule, augment=augment)
+    csv_path = out / "history.csv"
+    history = read_history(csv_path) if csv_path.is_file() else fit.history
+    checkpoint = next((c for c in callbacks if isinstance(c, keras.callbacks.ModelCheckpoint)), None)
+    if checkpoint is not None:
+        write_json(Path(checkpoint.filepath).parent / "classes.json", datamodule.class_names)
+        if cfg.trainer.test_ckpt == "best" and Path(checkpoint.filepath).is_file():
+            network.load_weights(checkpoint.filepath)
+    test = trainer.test(module, datamodule)
+
+    counts = datamodule.label_counts("train")
+    epoch_seconds, train_seconds = history.get("epoch_seconds", []), history.get("train_seconds", [])
+    steady = train_seconds[1:] or train_seconds
+    metrics = {
+        "experiment": cfg.experiment_name,
+        "backend": active_backend(),
+        "model": network.name,
+        "augment": cfg.augment.name,
+        "epochs": len(history["val_accuracy"]),
+        "params_total": module.params_total,
+        "params_trainable": module.params_trainable,
+        "epoch_seconds": epoch_seconds,
+        "median_epoch_seconds": statistics.median(epoch_seconds[1:] or epoch_seconds) if epoch_seconds else None,
+        "train_images_per_second": trainer.images_per_epoch(datamodule) / statistics.median(steady) if steady else None,
+        "best_val_accuracy": max(history["val_accuracy"]),
+        "best_epoch": history["val_accuracy"].index(max(history["val_accuracy"])) + 1,
+        "final_val_accuracy": history["val_accuracy"][-1],
+        "final_train_accuracy": history["accuracy"][-1],
+        "test_accuracy": test["accuracy"],
+        "test_loss": test["loss"],
+        "test_checkpoint": cfg.trainer.test_ckpt,
+        "baseline_accuracy": max(counts.values()) / sum(counts.values()),
+        "label_counts": counts,
+        "class_names": datamodule.class_names,
+        "num_images": {s: datamodule.num_images(s) for s in ("train", "val", "test")},
+        "skipped_images": datamodule.skipped,
+        "fast_dev_run": bool(cfg.trainer.fast_dev_run),
+        "seed": cfg.seed,
+        "peak_rss_mb": peak_rss_mb(),
+        "versions": package_versions(),
+    }
+    write_json(out / "metrics.json", metrics)
+    plot_history(history, out / "accuracy.png", title=f"{cfg.experiment_name} ({metrics['backend']})")
+    log.info("best val %.4f, test %.4f -> %s", metrics["best_val_accuracy"], metrics["test_accuracy"], out)
+    return metrics
+
+
+@hydra_entry("train")
+def main(cfg: DictConfig):
+    return train(cfg)
+
+
+if __name__ == "__main__":
+    main()
