@@ -11,6 +11,7 @@ experiments=${3:-model1 model2 model3 model4}
 runs=outputs/tutorial/$backend
 results=results/tutorial/$backend
 for exp in $experiments; do
+  rm -rf "$runs/$exp"
   python -m catdog.train experiment="$exp" backend="$backend" trainer.max_epochs="$epochs" \
     trainer.verbose=2 hydra.run.dir="$runs/$exp"
   mkdir -p "$results/$exp"

@@ -39,6 +39,7 @@ def train(cfg: DictConfig) -> dict:
     from catdog.trainer import Trainer
 
     out = Path(cfg.paths.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
     write_text(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     keras.utils.set_random_seed(cfg.seed)
 
@@ -71,7 +72,7 @@ def train(cfg: DictConfig) -> dict:
         write_json(Path(checkpoint.filepath).parent / "classes.json", datamodule.class_names)
         if cfg.trainer.test_ckpt == "best" and Path(checkpoint.filepath).is_file():
             network.load_weights(checkpoint.filepath)
-    test = trainer.test(module, datamodule)
+    test = trainer.test(module, datamodule) if datamodule.num_images("test") else {}
 
     counts = datamodule.label_counts("train")
     epoch_seconds, train_seconds = history.get("epoch_seconds", []), history.get("train_seconds", [])
@@ -91,8 +92,8 @@ def train(cfg: DictConfig) -> dict:
         "best_epoch": history["val_accuracy"].index(max(history["val_accuracy"])) + 1,
         "final_val_accuracy": history["val_accuracy"][-1],
         "final_train_accuracy": history["accuracy"][-1],
-        "test_accuracy": test["accuracy"],
-        "test_loss": test["loss"],
+        "test_accuracy": test.get("accuracy"),
+        "test_loss": test.get("loss"),
         "test_checkpoint": cfg.trainer.test_ckpt,
         "baseline_accuracy": max(counts.values()) / sum(counts.values()),
         "label_counts": counts,
@@ -106,7 +107,7 @@ def train(cfg: DictConfig) -> dict:
     }
     write_json(out / "metrics.json", metrics)
     plot_history(history, out / "accuracy.png", title=f"{cfg.experiment_name} ({metrics['backend']})")
-    log.info("best val %.4f, test %.4f -> %s", metrics["best_val_accuracy"], metrics["test_accuracy"], out)
+    log.info("best val %.4f, test %s -> %s", metrics["best_val_accuracy"], metrics["test_accuracy"], out)
     return metrics
 
 

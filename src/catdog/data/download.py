@@ -11,6 +11,8 @@ def download_dataset(url: str, splits, cache_dir=None) -> Path:
     import keras
 
     fname = Path(urlsplit(url).path).name or "dataset.zip"
+    if cache_dir:  # Keras falls back to /tmp/.keras for a folder that does not exist yet
+        Path(cache_dir).expanduser().mkdir(parents=True, exist_ok=True)
     try:
         extracted = Path(keras.utils.get_file(fname, origin=url, extract=True, cache_dir=cache_dir))
     except Exception as exc:

@@ -1,0 +1,56 @@
+"""`python -m catdog.evaluate ckpt_path=FILE data_dir=DIR`: overall and per-class accuracy on any class folders."""
+
+import logging
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from catdog.backend import use_backend
+from catdog.entry import hydra_entry
+from catdog.errors import CatdogError
+from catdog.io import write_json
+
+log = logging.getLogger("catdog.evaluate")
+
+
+def evaluate(cfg: DictConfig) -> dict:
+    use_backend(cfg.backend.name)
+    from catdog.backend import active_backend
+    from catdog.data.cache import cached_decode
+    from catdog.data.images import list_image_folder
+    from catdog.inference import load_classifier, predict_probabilities
+
+    model, classes = load_classifier(cfg.ckpt_path, cfg.safe_mode)
+    folder = list_image_folder(cfg.data_dir, class_names=classes)
+    images, good, bad = cached_decode(folder.paths, model.input_shape[1:3], cfg.max_image_pixels, cfg.cache_dir)
+    if bad and cfg.strict:
+        raise CatdogError(f"{len(bad)} image(s) cannot be read (strict=true): {sorted(bad)}")
+    if not len(good):
+        raise CatdogError(f"data_dir={cfg.data_dir} holds no readable images.")
+    labels = folder.labels[good]
+    predicted = predict_probabilities(model, images, cfg.batch_size).argmax(axis=-1)
+    per_class = {
+        name: {"images": int((labels == i).sum()),
+               "accuracy": float((predicted[labels == i] == i).mean()) if (labels == i).any() else None}
+        for i, name in enumerate(folder.class_names)
+    }
+    result = {
+        "ckpt_path": str(cfg.ckpt_path), "data_dir": str(cfg.data_dir), "backend": active_backend(),
+        "images": int(len(labels)), "accuracy": float((predicted == labels).mean()), "per_class": per_class,
+        "skipped_images": bad,
+    }
+    write_json(Path(cfg.paths.output_dir) / "evaluation.json", result)
+    log.info("accuracy %.4f on %d images", result["accuracy"], result["images"])
+    for name, row in per_class.items():
+        log.info("  %-20s %5d images  accuracy %s", name, row["images"],
+                 "n/a" if row["accuracy"] is None else f"{row['accuracy']:.4f}")
+    return result
+
+
+@hydra_entry("evaluate")
+def main(cfg: DictConfig):
+    return evaluate(cfg)
+
+
+if __name__ == "__main__":
+    main()

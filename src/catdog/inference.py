@@ -1,0 +1,39 @@
+"""Load a trained classifier safely and run it on decoded images."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from catdog.errors import CatdogError
+
+
+def load_classifier(ckpt_path, safe_mode=True):
+    """A `.keras` checkpoint and its class names (from classes.json beside it, if present)."""
+    import keras
+
+    path = Path(ckpt_path).expanduser()
+    if not path.is_file():
+        raise CatdogError(f"ckpt_path={ckpt_path}: no such checkpoint file.")
+    try:
+        model = keras.models.load_model(path, safe_mode=safe_mode, compile=False)
+    except ValueError as exc:
+        if "safe_mode" in str(exc) or "Lambda" in str(exc):
+            raise CatdogError(
+                f"Refused to load {path}: it holds a Lambda layer, i.e. code that would run on load. "
+                "Load it only if you trust its author, with safe_mode=false."
+            ) from exc
+        raise CatdogError(f"ckpt_path={ckpt_path} is not a loadable Keras model: {exc}") from exc
+    except Exception as exc:
+        raise CatdogError(f"ckpt_path={ckpt_path} is not a loadable Keras model: {exc}") from exc
+    classes_file = path.parent / "classes.json"
+    classes = json.loads(classes_file.read_text()) if classes_file.is_file() else None
+    return model, classes
+
+
+def predict_probabilities(model, images: np.ndarray, batch_size=32) -> np.ndarray:
+    """Softmax class probabilities for uint8 images of the model's input size."""
+    import keras
+
+    logits = model.predict(images.astype("float32"), batch_size=batch_size, verbose=0)
+    return keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=-1))

@@ -1,0 +1,56 @@
+from pathlib import Path
+
+import pytest
+from hydra.errors import ConfigCompositionException
+
+from catdog.config import check_train_config, config_dir
+from catdog.errors import CatdogError
+
+GROUPS = ("dataset", "model", "augment", "trainer", "callbacks", "backend", "experiment")
+
+
+def options(group):
+    return sorted(p.stem for p in (Path(config_dir()) / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in options(g)])
+def test_every_group_option_composes(compose, group, option):
+    overrides = [f"{group}={option}"]
+    if group == "dataset":
+        overrides.append("dataset.root=/some/dir")
+    cfg = compose(overrides)
+    check_train_config(cfg)
+    assert cfg.trainer.max_epochs == 20
+
+
+@pytest.mark.parametrize("experiment,model,augment", [
+    ("model1", "cnn_small", "none"), ("model2", "cnn", "flip_rotate"),
+    ("model3", "cnn_scaled", "flip_rotate"), ("model4", "mobilenet", "flip_rotate"),
+])
+def test_experiments_reproduce_the_tutorial(compose, experiment, model, augment):
+    cfg = compose([f"experiment={experiment}"])
+    assert (cfg.model.name, cfg.augment.name, cfg.trainer.max_epochs) == (model, augment, 20)
+    assert (cfg.dataset.batch_size, list(cfg.dataset.image_size)) == (32, [160, 160])
+    assert cfg.experiment_name == experiment
+
+
+def test_unknown_key_is_rejected(compose):
+    with pytest.raises(ConfigCompositionException, match="no_such_key"):
+        compose(["trainer.no_such_key=1"])
+
+
+def test_unknown_model_is_rejected(compose):
+    with pytest.raises(ConfigCompositionException, match="resnet9000"):
+        compose(["model=resnet9000"])
+
+
+@pytest.mark.parametrize("override,key", [
+    ("trainer.max_epochs=-1", "trainer.max_epochs"),
+    ("dataset.batch_size=0", "dataset.batch_size"),
+    ("dataset.test_fraction=1.5", "dataset.test_fraction"),
+    ("trainer.test_ckpt=first", "trainer.test_ckpt"),
+])
+def test_bad_values_name_their_key(compose, override, key):
+    cfg = compose([override])
+    with pytest.raises(CatdogError, match=key.replace(".", r"\.")):
+        check_train_config(cfg)

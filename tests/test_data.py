@@ -1,0 +1,91 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from catdog.data import ImageFolderDataModule, list_image_folder, load_image
+from catdog.errors import CatdogError
+
+from conftest import make_image_folders
+
+
+def datamodule(root, **kw):
+    return ImageFolderDataModule(root=str(root), image_size=(32, 32), batch_size=4, **kw)
+
+
+def test_test_split_is_the_tutorials_size_and_disjoint_from_validation(tmp_path):
+    root = make_image_folders(tmp_path, train=2, val=500)
+    dm = ImageFolderDataModule(root=str(root), image_size=(16, 16), batch_size=32, seed=3)
+    dm.setup()
+    assert (dm.num_images("test"), dm.num_images("val")) == (192, 808)  # 32 batches // 5 = 6 of 32 images
+    folder = list_image_folder(root / "validation")
+    order = np.random.default_rng(3).permutation(len(folder))
+    test, val = set(order[:192]), set(order[192:])
+    assert not test & val and len(test | val) == 1000
+
+
+def test_pipelines_batch_shuffle_and_limit(tiny_data):
+    dm = datamodule(tiny_data)
+    dm.setup()
+    assert dm.class_names == ["cats", "dogs"] and dm.label_counts() == {"cats": 12, "dogs": 12}
+    x, y = next(iter(dm.train_dataloader()))
+    assert x.shape == (4, 32, 32, 3) and x.dtype.name == "float32"
+    assert len(list(dm.train_dataloader(limit_batches=2))) == 2
+    first = [np.asarray(y) for _, y in dm.train_dataloader()]
+    second = [np.asarray(y) for _, y in dm.train_dataloader()]
+    assert sorted(np.concatenate(first)) == sorted(np.concatenate(second))
+
+
+def test_decode_cache_is_reused(tiny_data, tmp_path, monkeypatch):
+    dm = datamodule(tiny_data, cache_dir=str(tmp_path / "cache"))
+    dm.setup()
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 3
+    import catdog.data.cache as cache
+
+    monkeypatch.setattr(cache, "decode_images", lambda *a, **k: pytest.fail("decoded twice"))
+    again = datamodule(tiny_data, cache_dir=str(tmp_path / "cache"))
+    again.setup()
+    np.testing.assert_array_equal(again.arrays["train"][0], dm.arrays["train"][0])
+
+
+def test_missing_root_and_missing_split_are_clear_errors(tmp_path):
+    with pytest.raises(CatdogError, match="dataset.root"):
+        datamodule(tmp_path / "absent").setup()
+    (tmp_path / "only_train" / "train" / "cats").mkdir(parents=True)
+    with pytest.raises(CatdogError, match="validation"):
+        datamodule(tmp_path / "only_train").setup()
+
+
+def test_empty_class_and_single_class_are_clear_errors(tiny_data):
+    (tiny_data / "train" / "birds").mkdir()
+    with pytest.raises(CatdogError, match="birds.*holds no images"):
+        datamodule(tiny_data).setup()
+    with pytest.raises(CatdogError, match="at least two"):
+        list_image_folder(tiny_data / "train" / "cats")
+
+
+def test_corrupt_and_non_image_files_are_skipped_or_refused(tiny_data):
+    cats = tiny_data / "train" / "cats"
+    good = (cats / "cats.0.jpg").read_bytes()
+    (cats / "truncated.jpg").write_bytes(good[: len(good) // 2])
+    (cats / "notes.txt").write_text("not an image")
+    (cats / ".DS_Store").write_bytes(b"\0\0")
+    dm = datamodule(tiny_data)
+    dm.setup()
+    assert list(dm.skipped) == [str(cats / "truncated.jpg")]
+    assert dm.label_counts() == {"cats": 12, "dogs": 12}
+    with pytest.raises(CatdogError, match="truncated.jpg"):
+        datamodule(tiny_data, strict=True).setup()
+
+
+@pytest.mark.parametrize("mode,ext", [("L", "png"), ("RGBA", "png"), ("CMYK", "jpg"), ("P", "gif"), ("I;16", "png")])
+def test_any_image_mode_becomes_rgb(tmp_path, mode, ext):
+    path = tmp_path / f"x.{ext}"
+    Image.new(mode, (50, 30)).save(path)
+    assert load_image(path, (20, 24)).shape == (20, 24, 3)
+
+
+def test_decompression_bomb_guard(tmp_path):
+    path = tmp_path / "huge.png"
+    Image.new("L", (3000, 3000)).save(path)
+    with pytest.raises(ValueError, match="decompression"):
+        load_image(path, (32, 32), max_pixels=1_000_000)

@@ -1,0 +1,50 @@
+import pytest
+
+from catdog.errors import CatdogError
+from catdog.models import available_models, build_model
+
+from conftest import REAL_WEIGHTS
+
+EXPECTED = {  # the tutorial's parameter counts: (total, trainable)
+    "cnn_small": (70_114, 70_114),
+    "cnn": (1_355_938, 1_355_938),
+    "cnn_scaled": (1_355_938, 1_355_938),
+    "mobilenet": (2_340_098, 82_114),
+}
+
+
+def trainable(model):
+    return sum(int(w.numpy().size) for w in model.trainable_weights)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_parameter_counts_match_the_tutorial(name):
+    options = {"weights": None} if name == "mobilenet" else {}
+    model = build_model(name, (160, 160, 3), 2, **options)
+    assert (model.count_params(), trainable(model)) == EXPECTED[name]
+
+
+def test_every_registered_model_is_covered():
+    assert sorted(EXPECTED) == available_models()
+
+
+def test_unknown_model_and_bad_option_are_clear_errors():
+    with pytest.raises(CatdogError, match="not a registered model"):
+        build_model("nope", (32, 32, 3), 2)
+    with pytest.raises(CatdogError, match="bad option"):
+        build_model("cnn", (32, 32, 3), 2, no_such_option=1)
+
+
+def test_missing_weights_file_names_the_setting(tmp_path):
+    with pytest.raises(CatdogError, match="model.weights"):
+        build_model("mobilenet", (96, 96, 3), 2, weights=str(tmp_path / "absent.h5"))
+
+
+@pytest.mark.skipif(not REAL_WEIGHTS.is_file(), reason="../shared/weights not present")
+def test_shared_imagenet_weights_load():
+    import numpy as np
+
+    model = build_model("mobilenet", (96, 96, 3), 2, weights=str(REAL_WEIGHTS))
+    base = model.get_layer("mobilenetv2_base")
+    assert not base.trainable
+    assert np.abs(base.get_layer("Conv1").kernel.numpy()).sum() > 0

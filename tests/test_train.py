@@ -1,0 +1,96 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from catdog.train import train
+
+from conftest import REAL_DATA, REAL_WEIGHTS, make_image_folders, run_cli
+
+OUTPUTS = ("config.yaml", "metrics.json", "history.csv", "accuracy.png", "model_summary.txt",
+           "checkpoints/best.keras", "checkpoints/classes.json")
+METRIC_KEYS = {"backend", "model", "augment", "epochs", "params_total", "params_trainable", "epoch_seconds",
+               "best_val_accuracy", "final_val_accuracy", "test_accuracy", "baseline_accuracy", "label_counts",
+               "versions"}
+
+
+def small_run(data, *extra):
+    return [f"dataset.root={data}", "dataset.image_size=[64,64]", "dataset.batch_size=4",
+            "trainer.verbose=0", *extra]
+
+
+@pytest.mark.parametrize("experiment", ["model1", "model2", "model3", "model4"])
+def test_fast_dev_run_of_every_experiment_writes_every_output(compose, tiny_data, experiment):
+    overrides = small_run(tiny_data, f"experiment={experiment}", "trainer.fast_dev_run=2")
+    if experiment == "model4":
+        overrides.append("model.weights=null")
+    cfg = compose(overrides)
+    metrics = train(cfg)
+    run = Path(cfg.paths.output_dir)
+    for name in OUTPUTS:
+        assert (run / name).is_file(), name
+    on_disk = json.loads((run / "metrics.json").read_text())
+    assert METRIC_KEYS <= set(on_disk) and on_disk == json.loads(json.dumps(metrics, default=str))
+    assert on_disk["backend"] == "tensorflow" and on_disk["epochs"] == 1
+    assert on_disk["label_counts"] == {"cats": 12, "dogs": 12} and on_disk["baseline_accuracy"] == 0.5
+    assert len(on_disk["epoch_seconds"]) == 1
+
+
+def test_training_learns_the_toy_task(compose, tmp_path):
+    data = make_image_folders(tmp_path / "toy", train=40, val=16)
+    cfg = compose(small_run(data, "experiment=model3", "augment=none", "trainer.max_epochs=6",
+                            "dataset.image_size=[32,32]"))
+    metrics = train(cfg)
+    assert metrics["best_val_accuracy"] >= 0.9
+    assert metrics["epochs"] == 6 and len(metrics["epoch_seconds"]) == 6
+
+
+@pytest.mark.parametrize("backend", ["jax", "tensorflow"])
+def test_backend_is_chosen_per_process_and_recorded(tiny_data, tmp_path, backend):
+    run = tmp_path / backend
+    result = run_cli("catdog.train", *small_run(tiny_data, "experiment=model1", "trainer.fast_dev_run=1"),
+                     f"backend={backend}", f"hydra.run.dir={run}", f"paths.cache_dir={tmp_path / 'cache'}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads((run / "metrics.json").read_text())["backend"] == backend
+
+
+@pytest.mark.parametrize("override,message", [
+    ("dataset.root=/no/such/dir", "dataset.root=/no/such/dir must hold"),
+    ("trainer.max_epochs=-3", "trainer.max_epochs=-3: must be a positive integer"),
+    ("model=no_such_model", "Could not find 'model/no_such_model'"),
+    ("trainer.typo_key=1", "Could not override 'trainer.typo_key'"),
+    ("backend=pytorch", "Could not find 'backend/pytorch'"),
+])
+def test_bad_input_is_one_clear_message(tmp_path, override, message):
+    result = run_cli("catdog.train", override, f"hydra.run.dir={tmp_path}", timeout=120)
+    output = result.stdout + result.stderr
+    assert result.returncode == 1 and message in output, output[-2000:]
+    assert "Traceback" not in output
+
+
+def test_evaluate_reports_overall_and_per_class_accuracy(compose, tiny_data, tmp_path):
+    cfg = compose(small_run(tiny_data, "experiment=model1", "trainer.fast_dev_run=1"))
+    train(cfg)
+    ckpt = Path(cfg.paths.output_dir) / "checkpoints" / "best.keras"
+    out = tmp_path / "eval"
+    result = run_cli("catdog.evaluate", f"ckpt_path={ckpt}", f"data_dir={tiny_data / 'validation'}",
+                     f"hydra.run.dir={out}", timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads((out / "evaluation.json").read_text())
+    assert report["images"] == 20 and set(report["per_class"]) == {"cats", "dogs"}
+    per_class = [v["accuracy"] for v in report["per_class"].values()]
+    assert report["accuracy"] == pytest.approx(sum(per_class) / 2)
+
+
+@pytest.mark.skipif(not (REAL_DATA.is_dir() and REAL_WEIGHTS.is_file()), reason="../shared data/weights absent")
+def test_mobilenet_on_a_few_hundred_real_photos(compose, tmp_path):
+    subset = tmp_path / "real"
+    for split, n in (("train", 150), ("validation", 100)):
+        for name in ("cats", "dogs"):
+            (subset / split / name).mkdir(parents=True)
+            for src in sorted((REAL_DATA / split / name).iterdir())[:n]:
+                (subset / split / name / src.name).symlink_to(src)
+    cfg = compose([f"dataset.root={subset}", f"model.weights={REAL_WEIGHTS}", "experiment=model4",
+                   "trainer.max_epochs=2", "trainer.verbose=0"])
+    metrics = train(cfg)
+    assert metrics["best_val_accuracy"] >= 0.9, metrics
