@@ -16,10 +16,11 @@ log = logging.getLogger("catdog.train")
 
 
 def read_history(path: Path) -> dict:
-    """history.csv (every epoch, resumed runs included) as {column: [float per epoch]}."""
+    """history.csv as {column: [float per epoch]}; an epoch repeated after a resume counts once (the last)."""
     with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    return {key: [float(r[key]) for r in rows] for key in rows[0]} if rows else {}
+        rows = {int(r["epoch"]): r for r in csv.DictReader(f) if r.get("epoch", "").isdigit()}
+    ordered = [rows[e] for e in sorted(rows)]
+    return {key: [float(r[key]) for r in ordered] for key in ordered[0] if key != "epoch"} if ordered else {}
 
 
 def train(cfg: DictConfig) -> dict:
@@ -64,8 +65,13 @@ def train(cfg: DictConfig) -> dict:
     log.info("Training %s on %s (%s), %d trainable of %d parameters", network.name, active_backend(),
              datamodule.class_names, module.params_trainable, module.params_total)
 
-    fit = trainer.fit(module, datamodule, augment=augment)
     csv_path = out / "history.csv"
+    backup = next((c for c in callbacks if isinstance(c, keras.callbacks.BackupAndRestore)), None)
+    if backup is not None and Path(backup.backup_dir).is_dir():
+        log.info("Resuming from the backup in %s", backup.backup_dir)
+    elif csv_path.is_file():  # a finished run's history in a reused run directory: keep it aside
+        csv_path.replace(csv_path.with_suffix(".csv.prev"))
+    fit = trainer.fit(module, datamodule, augment=augment)
     history = read_history(csv_path) if csv_path.is_file() else fit.history
     checkpoint = next((c for c in callbacks if isinstance(c, keras.callbacks.ModelCheckpoint)), None)
     if checkpoint is not None:

@@ -1,0 +1,95 @@
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from catdog.callbacks import AtomicModelCheckpoint
+from catdog.errors import CatdogError
+from catdog.inference import load_classifier
+
+from conftest import run_cli
+
+TESTS = Path(__file__).parent
+
+
+def history_epochs(run):
+    with open(run / "history.csv", newline="") as f:
+        return [int(r["epoch"]) for r in csv.DictReader(f)]
+
+
+def test_kill_9_then_rerun_resumes_after_the_last_completed_epoch(tiny_data, tmp_path):
+    run = tmp_path / "run"
+    args = ["catdog.train", "experiment=model1", f"dataset.root={tiny_data}", "dataset.image_size=[32,32]",
+            "dataset.batch_size=4", "trainer.max_epochs=6", "trainer.verbose=0", f"hydra.run.dir={run}",
+            f"paths.cache_dir={tmp_path / 'cache'}",
+            "+callbacks.sleep._target_=helpers.SleepAtEpochEnd", "+callbacks.sleep.seconds=1.5"]
+    env = {**os.environ, "PYTHONPATH": str(TESTS)}
+    env.pop("KERAS_BACKEND", None)
+    proc = subprocess.Popen([sys.executable, "-m", *args], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while time.time() < deadline and not ((run / "history.csv").is_file() and len(history_epochs(run)) >= 2):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = history_epochs(run)
+    assert 2 <= len(done_before) < 6 and not (run / "metrics.json").exists()
+
+    result = run_cli(*args, env={"PYTHONPATH": str(TESTS)})
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["epochs"] == 6 and len(metrics["epoch_seconds"]) == 6
+    assert sorted(set(history_epochs(run))) == list(range(6))
+    assert "Resuming from the backup" in (run / "train.log").read_text()
+
+
+def tiny_model():
+    return keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+
+
+def test_checkpoint_is_replaced_atomically(tmp_path, monkeypatch):
+    model = tiny_model()
+    model.compile("sgd", "mse")
+    path = tmp_path / "best.keras"
+    callback = AtomicModelCheckpoint(str(path), save_best_only=False)
+    callback.set_model(model)
+    callback.on_epoch_end(0, {})
+    first = path.read_bytes()
+
+    def crash(*args, **kwargs):
+        Path(callback._partial_path).write_bytes(b"half a file")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(model, "save", crash)
+    with pytest.raises(KeyboardInterrupt):
+        callback.on_epoch_end(1, {})
+    assert path.read_bytes() == first
+    keras.models.load_model(path)
+
+
+def test_lambda_layers_are_refused_unless_allowed(tmp_path):
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs))
+    path = tmp_path / "lambda.keras"
+    model.save(path)
+    with pytest.raises(CatdogError, match="safe_mode=false"):
+        load_classifier(path)
+    loaded, _ = load_classifier(path, safe_mode=False)
+    np.testing.assert_allclose(loaded.predict(np.ones((1, 4)), verbose=0), 2 * np.ones((1, 4)))
+
+
+def test_evaluate_cli_refuses_lambda_checkpoint(tmp_path, tiny_data):
+    inputs = keras.Input((8, 8, 3))
+    model = keras.Model(inputs, keras.layers.Lambda(lambda x: x[:, 0, 0, :2])(inputs))
+    model.save(tmp_path / "m.keras")
+    result = run_cli("catdog.evaluate", f"ckpt_path={tmp_path / 'm.keras'}", f"data_dir={tiny_data / 'train'}",
+                     f"hydra.run.dir={tmp_path / 'eval'}", timeout=120)
+    assert result.returncode == 1 and "safe_mode=false" in result.stdout + result.stderr
