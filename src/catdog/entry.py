@@ -1,8 +1,11 @@
 """The shared shape of catdog's command-line entry points: Hydra's main plus one-paragraph errors."""
 
 import functools
+import json
 import logging
+import subprocess
 import sys
+from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -12,6 +15,23 @@ from catdog.config import config_dir
 from catdog.errors import CatdogError
 
 log = logging.getLogger("catdog")
+
+
+def run_job_in_fresh_process(module: str):
+    """Run the current multirun job as a single run of `python -m module` in a new process.
+
+    A Keras backend is fixed once imported, so every job of a sweep gets its own interpreter; a
+    crashed job then only fails itself. Returns the job's metrics.json, if it wrote one.
+    """
+    hydra_cfg = HydraConfig.get()
+    out = Path(hydra_cfg.runtime.output_dir)
+    overrides = list(hydra_cfg.overrides.task)
+    command = [sys.executable, "-m", module, *overrides, f"hydra.run.dir={out}"]
+    code = subprocess.run(command).returncode
+    if code != 0:
+        raise CatdogError(f"Job {hydra_cfg.job.num} ({' '.join(overrides)}) failed with exit code {code}; see {out}.")
+    metrics = out / "metrics.json"
+    return json.loads(metrics.read_text()) if metrics.is_file() else None
 
 
 def hydra_entry(config_name: str):

@@ -17,3 +17,34 @@ def plot_history(history: dict, path, title: str = "") -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def plot_samples(images, labels, class_names, path, per_class=3) -> None:
+    """`per_class` labelled images of each class, one row per class (the tutorial's 3 cats, 3 dogs)."""
+    fig, axes = plt.subplots(len(class_names), per_class, figsize=(3 * per_class, 3 * len(class_names)),
+                             squeeze=False)
+    for row, name in enumerate(class_names):
+        picks = [i for i, label in enumerate(labels) if label == row][:per_class]
+        for col, ax in enumerate(axes[row]):
+            ax.axis("off")
+            if col < len(picks):
+                ax.imshow(images[picks[col]])
+                ax.set_title(name)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def plot_augmentations(rows, path) -> None:
+    """One row per augmentation layer: the original image, then its augmented copies."""
+    cols = max(len(images) for _, images in rows)
+    fig, axes = plt.subplots(len(rows), cols, figsize=(2.6 * cols, 2.8 * len(rows)), squeeze=False)
+    for (title, images), row_axes in zip(rows, axes):
+        for col, ax in enumerate(row_axes):
+            ax.axis("off")
+            if col < len(images):
+                ax.imshow(images[col].clip(0, 255).astype("uint8"))
+                ax.set_title("original" if col == 0 else title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)

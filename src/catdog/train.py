@@ -5,11 +5,13 @@ import logging
 import statistics
 from pathlib import Path
 
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from catdog.backend import use_backend
 from catdog.config import check_train_config
-from catdog.entry import hydra_entry
+from catdog.entry import hydra_entry, run_job_in_fresh_process
 from catdog.io import write_json, write_text
 
 log = logging.getLogger("catdog.train")
@@ -119,6 +121,8 @@ def train(cfg: DictConfig) -> dict:
 
 @hydra_entry("train")
 def main(cfg: DictConfig):
+    if HydraConfig.get().mode == RunMode.MULTIRUN:
+        return run_job_in_fresh_process("catdog.train")
     return train(cfg)
 
 

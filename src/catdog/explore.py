@@ -1,0 +1,71 @@
+"""`python -m catdog.explore`: what the tutorial shows before training, as files in the run directory."""
+
+import logging
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from catdog.backend import use_backend
+from catdog.config import config_dir
+from catdog.entry import hydra_entry
+from catdog.io import write_json
+
+log = logging.getLogger("catdog.explore")
+
+
+def augment_options(seed: int) -> dict:
+    """Every option of the `augment` config group: {name: {layer key: layer config}}."""
+    options = {}
+    for file in sorted((Path(config_dir()) / "augment").glob("*.yaml")):
+        option = OmegaConf.create({"seed": seed, "augment": OmegaConf.load(file)})
+        options[file.stem] = option.augment.layers
+    return options
+
+
+def explore(cfg: DictConfig) -> dict:
+    use_backend(cfg.backend.name)
+    import keras
+    from hydra.utils import instantiate
+
+    from catdog.data import ImageFolderDataModule
+    from catdog.plots import plot_augmentations, plot_samples
+
+    out = Path(cfg.paths.output_dir)
+    keras.utils.set_random_seed(cfg.seed)
+    datamodule = ImageFolderDataModule(**cfg.dataset)
+    datamodule.setup()
+    images, labels = datamodule.arrays["train"]
+    order = np.random.default_rng(cfg.seed).permutation(len(labels))
+    plot_samples(images[order], labels[order], datamodule.class_names, out / "samples.png", cfg.per_class)
+
+    counts = datamodule.label_counts("train")
+    summary = {
+        "label_counts": counts,
+        "majority_class": max(counts, key=counts.get),
+        "baseline_accuracy": max(counts.values()) / sum(counts.values()),
+        "num_images": {s: datamodule.num_images(s) for s in ("train", "val", "test")},
+        "skipped_images": datamodule.skipped,
+    }
+    write_json(out / "label_counts.json", summary)
+    log.info("label counts %s; always guessing %s scores %.3f", counts, summary["majority_class"],
+             summary["baseline_accuracy"])
+
+    original = images[order[0]].astype("float32")
+    for name, specs in augment_options(cfg.seed).items():
+        layers = {key: instantiate(spec) for key, spec in specs.items() if spec is not None}
+        rows = [(key, [original] + [keras.ops.convert_to_numpy(layer(original[None], training=True))[0]
+                                    for _ in range(cfg.copies)])
+                for key, layer in layers.items()]
+        if rows:
+            plot_augmentations(rows, out / f"augment_{name}.png")
+    return summary
+
+
+@hydra_entry("explore")
+def main(cfg: DictConfig):
+    return explore(cfg)
+
+
+if __name__ == "__main__":
+    main()

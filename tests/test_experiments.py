@@ -1,0 +1,64 @@
+import csv
+import json
+
+import pytest
+from PIL import Image
+
+from catdog.report import collect_runs, write_report
+
+from conftest import run_cli
+
+
+def test_sweep_over_backends_runs_each_job_on_its_own_backend(tiny_data, tmp_path):
+    sweep = tmp_path / "sweep"
+    result = run_cli("catdog.train", "-m", "experiment=model1", "backend=jax,tensorflow",
+                     "dataset.batch_size=4,0", "trainer.fast_dev_run=1", f"dataset.root={tiny_data}",
+                     "dataset.image_size=[32,32]", "trainer.verbose=0", f"paths.cache_dir={tmp_path / 'cache'}",
+                     f"hydra.sweep.dir={sweep}", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
+    assert result.returncode == 1  # two jobs have batch_size=0 ...
+    assert "dataset.batch_size=0: must be a positive integer" in result.stdout + result.stderr
+    backends = [json.loads((sweep / n / "metrics.json").read_text())["backend"] for n in ("0", "2")]
+    assert backends == ["jax", "tensorflow"]  # ... and the other two still ran, each on its backend
+    runs, failed = collect_runs(sweep)
+    assert len(runs) == 2 and failed == ["1", "3"]
+
+
+def fake_run(root, name, **metrics):
+    run = root / name
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra" / "config.yaml").write_text("{}")
+    base = {"experiment": name, "model": "cnn", "augment": "none", "backend": "jax", "epochs": 2,
+            "best_val_accuracy": 0.7, "final_val_accuracy": 0.65, "test_accuracy": 0.6,
+            "median_epoch_seconds": 12.5, "train_images_per_second": 160.0, "params_total": 10,
+            "params_trainable": 10, "peak_rss_mb": 900.0}
+    (run / "metrics.json").write_text(json.dumps({**base, **metrics}))
+    (run / "history.csv").write_text("epoch,accuracy,val_accuracy\n0,0.5,0.6\n1,0.7,0.7\n")
+
+
+def test_report_tables_and_plots_from_run_directories(tmp_path):
+    fake_run(tmp_path, "0", model="cnn_small", backend="tensorflow", best_val_accuracy=0.625)
+    fake_run(tmp_path, "1", model="mobilenet", backend="jax", test_accuracy=0.97, median_epoch_seconds=40.0)
+    (tmp_path / "2" / ".hydra").mkdir(parents=True)  # a job that died before writing metrics
+    (tmp_path / "2" / ".hydra" / "config.yaml").write_text("{}")
+    report = write_report(tmp_path, tmp_path / "report")
+    with open(tmp_path / "report" / "runs.csv", newline="") as f:
+        rows = {r["run"]: r for r in csv.DictReader(f)}
+    assert rows["0"]["best_val_accuracy"] == "0.625" and rows["0"]["backend"] == "tensorflow"
+    assert rows["1"]["test_accuracy"] == "0.97" and rows["1"]["median_epoch_seconds"] == "40.0"
+    text = report.read_text()
+    assert "| 0.6250 |" in text and "| 40.0 |" in text and "Failed (no metrics.json): 2" in text
+    for png in ("val_curves.png", "backends.png"):
+        assert Image.open(tmp_path / "report" / png).size[0] > 300
+
+
+def test_explore_writes_samples_counts_and_augmentation_previews(tiny_data, tmp_path):
+    out = tmp_path / "explore"
+    result = run_cli("catdog.explore", f"dataset.root={tiny_data}", f"hydra.run.dir={out}",
+                     f"paths.cache_dir={tmp_path / 'cache'}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    counts = json.loads((out / "label_counts.json").read_text())
+    assert counts["label_counts"] == {"cats": 12, "dogs": 12} and counts["baseline_accuracy"] == 0.5
+    assert Image.open(out / "samples.png").size == (720, 480)  # 3 columns x 2 classes at 240 px
+    flip_rotate = Image.open(out / "augment_flip_rotate.png")
+    assert flip_rotate.size[1] > Image.open(out / "augment_flip.png").size[1]  # two rows vs one
+    assert not (out / "augment_none.png").exists()
