@@ -45,6 +45,6 @@ def test_shared_imagenet_weights_load():
     import numpy as np
 
     model = build_model("mobilenet", (96, 96, 3), 2, weights=str(REAL_WEIGHTS))
-    base = model.get_layer("mobilenetv2_base")
+    base = model.get_layer("features").get_layer("mobilenetv2_base")
     assert not base.trainable
     assert np.abs(base.get_layer("Conv1").kernel.numpy()).sum() > 0

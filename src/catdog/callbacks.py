@@ -33,8 +33,22 @@ class EpochTimer(keras.callbacks.Callback):
 class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
     """`ModelCheckpoint` that saves to a hidden file and renames it over the old one.
 
-    A kill while saving leaves the previous complete checkpoint, never a truncated one.
+    A kill while saving leaves the previous complete checkpoint, never a truncated one. `export_model`,
+    when set, is saved instead of the model being fit (the whole image model while only its head trains
+    on cached features); it must share the trained layers.
     """
+
+    export_model = None
+
+    def _save_model(self, epoch, batch, logs):
+        trained = self.model  # on JAX, reading .model syncs the trained state back into the layers
+        if self.export_model is None or self.export_model is trained:
+            return self._save_atomically(epoch, batch, logs)
+        self._model = self.export_model
+        try:
+            self._save_atomically(epoch, batch, logs)
+        finally:
+            self._model = trained
 
     def _get_file_path(self, epoch, batch, logs):
         self._final_path = super()._get_file_path(epoch, batch, logs)
@@ -42,7 +56,7 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
         self._partial_path = os.path.join(head, f".partial-{tail}")
         return self._partial_path
 
-    def _save_model(self, epoch, batch, logs):
+    def _save_atomically(self, epoch, batch, logs):
         super()._save_model(epoch, batch, logs)
         if os.path.exists(self._partial_path):
             os.replace(self._partial_path, self._final_path)

@@ -35,6 +35,7 @@ def train(cfg: DictConfig) -> dict:
 
     from catdog.backend import active_backend
     from catdog.data import ImageFolderDataModule
+    from catdog.features import FeatureDataModule, frozen_split
     from catdog.models import build_model
     from catdog.module import ClassifierModule
     from catdog.plots import plot_history
@@ -51,13 +52,22 @@ def train(cfg: DictConfig) -> dict:
     model_options = OmegaConf.to_container(cfg.model, resolve=True)
     network = build_model(model_options.pop("name"), (*datamodule.image_size, 3), len(datamodule.class_names),
                           **model_options)
-    module = ClassifierModule(
-        network, optimizer=instantiate(cfg.trainer.optimizer), loss=instantiate(cfg.trainer.loss),
-        metrics=cfg.trainer.metrics, jit_compile=cfg.trainer.jit_compile,
-        steps_per_execution=cfg.trainer.steps_per_execution,
-    )
     augment_layers = [instantiate(c) for c in cfg.augment.layers.values() if c is not None]
     augment = keras.layers.Pipeline(augment_layers, name="augment") if augment_layers else None
+    split = frozen_split(network) if cfg.trainer.feature_cache.enabled else None
+    data, trained = datamodule, network
+    if split is not None:
+        features, trained = split
+        data = FeatureDataModule(datamodule, features, augment, cfg.trainer.feature_cache.views,
+                                 cfg.trainer.feature_cache.batch_size, cfg.dataset.cache_dir)
+        data.setup()
+        augment = None  # already applied to the cached views
+        log.info("Training the head on cached %s features (%d augmented views)", features.name, data.views)
+    module = ClassifierModule(
+        trained, optimizer=instantiate(cfg.trainer.optimizer), loss=instantiate(cfg.trainer.loss),
+        metrics=cfg.trainer.metrics, jit_compile=cfg.trainer.jit_compile,
+        steps_per_execution=cfg.trainer.steps_per_execution, export_network=network,
+    )
     callbacks = [instantiate(c) for c in cfg.callbacks.values() if c is not None]
     trainer = Trainer(callbacks=callbacks, max_epochs=cfg.trainer.max_epochs, fast_dev_run=cfg.trainer.fast_dev_run,
                       limit_train_batches=cfg.trainer.limit_train_batches,
@@ -73,14 +83,14 @@ def train(cfg: DictConfig) -> dict:
         log.info("Resuming from the backup in %s", backup.backup_dir)
     elif csv_path.is_file():  # a finished run's history in a reused run directory: keep it aside
         csv_path.replace(csv_path.with_suffix(".csv.prev"))
-    fit = trainer.fit(module, datamodule, augment=augment)
+    fit = trainer.fit(module, data, augment=augment)
     history = read_history(csv_path) if csv_path.is_file() else fit.history
     checkpoint = next((c for c in callbacks if isinstance(c, keras.callbacks.ModelCheckpoint)), None)
     if checkpoint is not None:
         write_json(Path(checkpoint.filepath).parent / "classes.json", datamodule.class_names)
         if cfg.trainer.test_ckpt == "best" and Path(checkpoint.filepath).is_file():
             network.load_weights(checkpoint.filepath)
-    test = trainer.test(module, datamodule) if datamodule.num_images("test") else {}
+    test = trainer.test(module, data) if datamodule.num_images("test") else {}
 
     counts = datamodule.label_counts("train")
     epoch_seconds, train_seconds = history.get("epoch_seconds", []), history.get("train_seconds", [])
@@ -93,6 +103,7 @@ def train(cfg: DictConfig) -> dict:
         "epochs": len(history["val_accuracy"]),
         "params_total": module.params_total,
         "params_trainable": module.params_trainable,
+        "feature_cache_views": data.views if split is not None else None,
         "epoch_seconds": epoch_seconds,
         "median_epoch_seconds": statistics.median(epoch_seconds[1:] or epoch_seconds) if epoch_seconds else None,
         "train_images_per_second": trainer.images_per_epoch(datamodule) / statistics.median(steady) if steady else None,

@@ -2,6 +2,8 @@
 
 import keras
 
+from catdog.callbacks import AtomicModelCheckpoint
+
 
 class Trainer:
     """Runs Keras' own loop; knows the data module's loaders and the module's network, nothing inside them."""
@@ -23,9 +25,13 @@ class Trainer:
 
     def fit(self, module, datamodule, augment=None) -> keras.callbacks.History:
         module.compile()
+        for callback in self.callbacks:
+            if isinstance(callback, AtomicModelCheckpoint):
+                callback.export_model = module.export_network
         return module.network.fit(
             datamodule.train_dataloader(augment=augment, limit_batches=self.limits["train"]),
             validation_data=datamodule.val_dataloader(limit_batches=self.limits["val"]),
+            steps_per_epoch=datamodule.steps_per_epoch(self.limits["train"]),
             epochs=self.max_epochs, callbacks=self.callbacks, verbose=self.verbose,
             shuffle=False,  # the training pipeline reshuffles every epoch itself
         )

@@ -14,6 +14,24 @@ from catdog.errors import CatdogError
 log = logging.getLogger(__name__)
 
 
+def array_pipeline(x, y, batch_size, seed=None, augment=None, limit_batches=None, repeat=False):
+    """tf.data over in-memory arrays: (reshuffled each pass when seeded) batch, limit, float32, augment, prefetch."""
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    if seed is not None:
+        ds = ds.shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+    if limit_batches:
+        ds = ds.take(limit_batches)
+    if repeat:
+        ds = ds.repeat()
+    ds = ds.map(lambda a, b: (tf.cast(a, "float32"), b), num_parallel_calls=tf.data.AUTOTUNE)
+    if augment is not None:
+        ds = ds.map(lambda a, b: (augment(a, training=True), b), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
 class ImageFolderDataModule:
     """Train / validation / test from `root/<split>/<class>/*` (Lightning's LightningDataModule role).
 
@@ -83,19 +101,12 @@ class ImageFolderDataModule:
 
     def dataset(self, split, *, shuffle=False, augment=None, limit_batches=None):
         """A batched, prefetched tf.data pipeline over the decoded images of `split`."""
-        import tensorflow as tf
+        return array_pipeline(*self.arrays[split], self.batch_size, seed=self.seed if shuffle else None,
+                              augment=augment, limit_batches=limit_batches)
 
-        images, labels = self.arrays[split]
-        ds = tf.data.Dataset.from_tensor_slices((images, labels))
-        if shuffle:
-            ds = ds.shuffle(len(labels), seed=self.seed, reshuffle_each_iteration=True)
-        ds = ds.batch(self.batch_size)
-        if limit_batches:
-            ds = ds.take(limit_batches)
-        ds = ds.map(lambda x, y: (tf.cast(x, "float32"), y), num_parallel_calls=tf.data.AUTOTUNE)
-        if augment is not None:
-            ds = ds.map(lambda x, y: (augment(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
-        return ds.prefetch(tf.data.AUTOTUNE)
+    def steps_per_epoch(self, limit_batches=None):
+        """None: the training pipeline is finite, one pass per epoch."""
+        return None
 
     def train_dataloader(self, augment=None, limit_batches=None):
         return self.dataset("train", shuffle=True, augment=augment, limit_batches=limit_batches)

@@ -47,14 +47,17 @@ def mobilenet_base(input_shape, weights="imagenet", alpha=1.0, weights_url=None)
 @register_model("mobilenet")
 def mobilenet(input_shape, num_classes, weights="imagenet", alpha=1.0, dropout=0.2, hidden_units=64,
               weights_url="https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/"):
-    """model4: preprocess_input scaling, frozen base in inference mode, GlobalMaxPooling2D, Dense head."""
+    """model4 as head(features(x)): a frozen `features` model (preprocess_input scaling, the base in
+    inference mode, GlobalMaxPooling2D) and a trainable `head` (Dropout, Dense(64, relu), Dense(classes)).
+
+    A frozen `features` sub-model lets catdog train the head on cached features (`catdog.features`).
+    """
     base = mobilenet_base(input_shape, weights, alpha, weights_url)
-    base.trainable = False
     inputs = keras.Input(input_shape)
     x = layers.Rescaling(1 / 127.5, offset=-1, name="preprocess")(inputs)
     x = base(x, training=False)
-    x = layers.GlobalMaxPooling2D()(x)
-    x = layers.Dropout(dropout)(x)
-    x = layers.Dense(hidden_units, activation="relu")(x)
-    outputs = layers.Dense(num_classes)(x)
-    return keras.Model(inputs, outputs, name="mobilenet")
+    features = keras.Model(inputs, layers.GlobalMaxPooling2D()(x), name="features")
+    features.trainable = False
+    head = keras.Sequential([keras.Input(features.output_shape[1:]), layers.Dropout(dropout),
+                             layers.Dense(hidden_units, activation="relu"), layers.Dense(num_classes)], name="head")
+    return keras.Model(inputs, head(features(inputs)), name="mobilenet")

@@ -1,0 +1,148 @@
+"""`python -m catdog.bench`: step-time benchmark per model x backend, and catdog vs the tutorial's pipeline."""
+
+import json
+import os
+import logging
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+
+from catdog.entry import hydra_entry  # noqa: E402
+from catdog.errors import CatdogError  # noqa: E402
+from catdog.io import write_json, write_text  # noqa: E402
+
+log = logging.getLogger("catdog.bench")
+
+
+def _run(command, **kwargs):
+    start = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True, **kwargs)
+    return result, time.perf_counter() - start
+
+
+def step_benchmark(model, backend, cfg) -> dict:
+    """catdog.stepbench in a fresh process (its own backend, its own peak RSS)."""
+    result, _ = _run([sys.executable, "-m", "catdog.stepbench", "--model", model, "--backend", backend,
+                      "--steps", str(cfg.steps), "--warmup", str(cfg.warmup), "--batch-size", str(cfg.batch_size),
+                      "--image-size", str(cfg.image_size), "--jit-compile", str(cfg.jit_compile).lower()])
+    line = next((ln for ln in result.stdout.splitlines() if ln.startswith("STEPBENCH ")), None)
+    if result.returncode or line is None:
+        raise CatdogError(f"stepbench {model}/{backend} failed: {result.stderr[-1500:]}")
+    return json.loads(line.removeprefix("STEPBENCH "))
+
+
+def peer_comparison(experiment, cfg, out: Path) -> dict:
+    """The same experiment, same epochs and data, by the peer script and by catdog.train, one after the other."""
+    peer_cfg = cfg.peer
+    n = experiment.removeprefix("model")
+    peer_dir = out / "peer" / experiment
+    result, peer_wall = _run([sys.executable, peer_cfg.script, "--models", n, "--epochs", str(peer_cfg.epochs),
+                              "--in-process", "--data-dir", peer_cfg.data_root, "--weights", peer_cfg.weights,
+                              "--out-dir", str(peer_dir)])
+    if result.returncode:
+        raise CatdogError(f"peer {experiment} failed: {result.stderr[-1500:]}")
+    peer = json.loads((peer_dir / "results.jsonl").read_text().splitlines()[-1])
+
+    run_dir = out / "catdog" / experiment
+    overrides = [f"experiment={experiment}", f"backend={peer_cfg.backend}", f"trainer.max_epochs={peer_cfg.epochs}",
+                 f"dataset.root={peer_cfg.data_root}", "trainer.verbose=0", f"hydra.run.dir={run_dir}",
+                 *peer_cfg.overrides]
+    result, catdog_wall = _run([sys.executable, "-m", "catdog.train", *overrides],
+                               env={**os.environ, "CATDOG_WEIGHTS": peer_cfg.weights})
+    if result.returncode:
+        raise CatdogError(f"catdog {experiment} failed: {result.stderr[-1500:]}")
+    ours = json.loads((run_dir / "metrics.json").read_text())
+    ours_epoch = statistics.median(ours["epoch_seconds"])
+    return {
+        "experiment": experiment, "epochs": peer_cfg.epochs, "catdog_backend": ours["backend"],
+        "peer_wall_seconds": peer_wall, "catdog_wall_seconds": catdog_wall,
+        "peer_median_epoch_seconds": peer["epoch_s_median"], "catdog_median_epoch_seconds": ours_epoch,
+        "peer_best_val_accuracy": peer["best_val_accuracy"], "catdog_best_val_accuracy": ours["best_val_accuracy"],
+        "peer_peak_rss_mb": peer["peak_rss_mb"], "catdog_peak_rss_mb": ours["peak_rss_mb"],
+        "wall_speedup": peer_wall / catdog_wall, "epoch_speedup": peer["epoch_s_median"] / ours_epoch,
+    }
+
+
+STEP_COLUMNS = ("model", "backend", "jit_compile", "build_compile_seconds", "first_step_seconds",
+                "median_step_seconds", "train_images_per_second", "inference_images_per_second", "peak_rss_mb")
+PEER_COLUMNS = ("experiment", "epochs", "catdog_backend", "peer_wall_seconds", "catdog_wall_seconds", "wall_speedup",
+                "peer_median_epoch_seconds", "catdog_median_epoch_seconds", "epoch_speedup",
+                "peer_best_val_accuracy", "catdog_best_val_accuracy", "peer_peak_rss_mb", "catdog_peak_rss_mb")
+
+
+def _table(rows, columns) -> str:
+    def cell(v):
+        return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    return "\n".join(lines + ["| " + " | ".join(cell(r[c]) for c in columns) + " |" for r in rows]) + "\n"
+
+
+def plot(steps, peers, path) -> None:
+    panels = 2 if peers else 1
+    fig, axes = plt.subplots(1, panels, figsize=(6.5 * panels, 4), squeeze=False)
+    models = list(dict.fromkeys(r["model"] for r in steps))
+    backends = list(dict.fromkeys(r["backend"] for r in steps))
+    width = 0.8 / len(backends)
+    ax = axes[0][0]
+    for i, backend in enumerate(backends):
+        values = [next(r["train_images_per_second"] for r in steps if (r["model"], r["backend"]) == (m, backend))
+                  for m in models]
+        ax.bar([x + i * width for x in range(len(models))], values, width, label=backend)
+    ax.set_xticks([x + width * (len(backends) - 1) / 2 for x in range(len(models))], models)
+    ax.set(ylabel="training images / s (median step)", title="backend comparison")
+    ax.legend()
+    if peers:
+        ax = axes[0][1]
+        names = [p["experiment"] for p in peers]
+        ax.bar([x - 0.2 for x in range(len(names))], [p["peer_wall_seconds"] for p in peers], 0.4, label="peer")
+        ax.bar([x + 0.2 for x in range(len(names))], [p["catdog_wall_seconds"] for p in peers], 0.4, label="catdog")
+        ax.set_xticks(range(len(names)), names)
+        ax.set(ylabel=f"wall seconds ({peers[0]['epochs']} epochs, whole process)", title="catdog vs tutorial")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def bench(cfg: DictConfig) -> dict:
+    out = Path(cfg.paths.output_dir)
+    steps = []
+    for model in cfg.models:
+        for backend in cfg.backends:
+            steps.append(step_benchmark(model, backend, cfg))
+            log.info("%s/%s: %.1f train images/s", model, backend, steps[-1]["train_images_per_second"])
+    peers = []
+    if cfg.peer.enabled:
+        if not (cfg.peer.data_root and cfg.peer.weights and Path(cfg.peer.script).is_file()):
+            raise CatdogError("The peer comparison needs peer.script, peer.data_root and peer.weights "
+                              "(or CATDOG_DATA and CATDOG_WEIGHTS); set peer.enabled=false to skip it.")
+        for experiment in cfg.peer.experiments:
+            peers.append(peer_comparison(experiment, cfg, out))
+            log.info("%s: catdog %.2fx faster than the peer (wall)", experiment, peers[-1]["wall_speedup"])
+    result = {"steps": steps, "peer": peers}
+    write_json(out / "bench.json", result)
+    text = "# catdog.bench\n\n## Step times (fresh process per row)\n\n" + _table(steps, STEP_COLUMNS)
+    if peers:
+        text += "\n## catdog vs the tutorial's pipeline (same data, same epochs, one after the other)\n\n"
+        text += _table(peers, PEER_COLUMNS)
+    write_text(out / "bench.md", text + "\n![bench](bench.png)\n")
+    plot(steps, peers, out / "bench.png")
+    return result
+
+
+@hydra_entry("bench")
+def main(cfg: DictConfig):
+    return bench(cfg)
+
+
+if __name__ == "__main__":
+    main()

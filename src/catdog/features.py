@@ -1,0 +1,95 @@
+"""Frozen-backbone training: compute a frozen `features` model's outputs once, train the `head` on them.
+
+A registered builder opts in by returning `Model(inputs, head(features(inputs)))` with a frozen
+sub-model named "features" and a trainable one named "head" (see `catdog.models.mobilenet`).
+"""
+
+import hashlib
+import json
+import logging
+import math
+
+import numpy as np
+
+from catdog.data.cache import cached_arrays
+from catdog.data.datamodule import array_pipeline
+
+log = logging.getLogger(__name__)
+
+
+def frozen_split(network):
+    """(features, head) when `network` is head(features(x)) with a frozen `features` model, else None."""
+    names = {layer.name: layer for layer in network.layers}
+    features, head = names.get("features"), names.get("head")
+    if features is None or head is None or features.trainable_weights:
+        return None
+    return features, head
+
+
+class FeatureDataModule:
+    """An image data module's splits as backbone features, computed once (or read from `cache_dir`).
+
+    Validation and test are the features of their images. Training without augmentation is the features
+    of the training images, shuffled and batched exactly as the image pipeline does; with augmentation
+    it is `views` augmented passes over the training images, and each epoch draws one epoch's worth of
+    samples from that pool.
+    """
+
+    def __init__(self, images, features, augment=None, views=4, batch_size=64, cache_dir=None):
+        self.images, self.features, self.augment = images, features, augment
+        self.views = views if augment is not None else 1
+        self.predict_batch_size, self.cache_dir = batch_size, cache_dir
+        self.batch_size, self.seed = images.batch_size, images.seed
+        self.arrays = {}
+
+    def setup(self) -> None:
+        for split in ("train", "val", "test"):
+            views, augment = (self.views, self.augment) if split == "train" else (1, None)
+            self.arrays[split] = self._features(split, views, augment)
+
+    def _key(self, split, views, augment) -> str:
+        h = hashlib.sha256(self.images.arrays[split][0].tobytes())
+        for w in self.features.weights:
+            h.update(np.asarray(w.numpy()).tobytes())
+        layers = [{k: v for k, v in layer.get_config().items() if k != "name"}  # names count up per process
+                  for layer in (augment.layers if augment is not None else [])]
+        h.update(json.dumps([views, self.seed, layers], default=str, sort_keys=True).encode())
+        return h.hexdigest()[:24]
+
+    def _features(self, split, views, augment):
+        images, labels = self.images.arrays[split]
+        if not len(labels):
+            return np.zeros((0, *self.features.output_shape[1:]), "float32"), labels
+
+        def compute():
+            loader = array_pipeline(images, labels, self.predict_batch_size, augment=augment)
+            passes = [self.features.predict(loader.map(lambda x, y: x), verbose=0) for _ in range(views)]
+            return {"features": np.concatenate(passes).astype("float32")}
+
+        if self.cache_dir:
+            feats = cached_arrays(self.cache_dir, f"features-{split}", self._key(split, views, augment), compute)
+        else:
+            feats = compute()
+        return feats["features"], np.tile(labels, views)
+
+    def num_images(self, split: str) -> int:
+        return self.images.num_images(split)
+
+    def steps_per_epoch(self, limit_batches=None):
+        """With augmented views the pool is repeated, so an epoch is one pass's worth of batches."""
+        if self.views == 1:
+            return None
+        steps = math.ceil(self.num_images("train") / self.batch_size)
+        return min(steps, limit_batches) if limit_batches else steps
+
+    def train_dataloader(self, augment=None, limit_batches=None):
+        feats, labels = self.arrays["train"]
+        if self.views == 1:
+            return array_pipeline(feats, labels, self.batch_size, seed=self.seed, limit_batches=limit_batches)
+        return array_pipeline(feats, labels, self.batch_size, seed=self.seed, repeat=True)
+
+    def val_dataloader(self, limit_batches=None):
+        return array_pipeline(*self.arrays["val"], self.batch_size, limit_batches=limit_batches)
+
+    def test_dataloader(self, limit_batches=None):
+        return array_pipeline(*self.arrays["test"], self.batch_size, limit_batches=limit_batches)

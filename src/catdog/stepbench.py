@@ -1,0 +1,79 @@
+"""One step-time measurement in this process: `python -m catdog.stepbench --model M --backend B` prints JSON.
+
+catdog.bench runs it once per model x backend, each in a fresh process.
+"""
+
+import argparse
+import json
+import statistics
+import time
+
+import numpy as np
+
+from catdog.backend import use_backend
+
+
+def _median_seconds(fn, steps):
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def measure(model, backend, steps=20, warmup=3, batch_size=32, image_size=160, jit_compile="auto") -> dict:
+    use_backend(backend)
+    import keras
+
+    from catdog.backend import active_backend
+    from catdog.models import build_model
+    from catdog.module import ClassifierModule
+    from catdog.run_info import peak_rss_mb
+
+    keras.utils.set_random_seed(0)
+    start = time.perf_counter()
+    options = {"weights": None} if model == "mobilenet" else {}
+    network = build_model(model, (image_size, image_size, 3), 2, **options)
+    module = ClassifierModule(network, keras.optimizers.Adam(), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                              jit_compile=jit_compile)
+    module.compile()
+    build_seconds = time.perf_counter() - start
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (batch_size, image_size, image_size, 3)).astype("float32")
+    y = rng.integers(0, 2, batch_size).astype("int32")
+    start = time.perf_counter()
+    network.train_on_batch(x, y)
+    first_step = time.perf_counter() - start
+    for _ in range(max(warmup - 1, 0)):
+        network.train_on_batch(x, y)
+    step = _median_seconds(lambda: network.train_on_batch(x, y), steps)
+    network.predict_on_batch(x)
+    infer = _median_seconds(lambda: network.predict_on_batch(x), steps)
+    return {
+        "model": model, "backend": active_backend(), "jit_compile": bool(network.jit_compile),
+        "batch_size": batch_size, "image_size": image_size, "steps": steps,
+        "build_compile_seconds": build_seconds, "first_step_seconds": first_step,
+        "median_step_seconds": step, "train_images_per_second": batch_size / step,
+        "inference_images_per_second": batch_size / infer, "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m catdog.stepbench", description=__doc__)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--backend", required=True)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--image-size", type=int, default=160)
+    parser.add_argument("--jit-compile", default="auto", choices=["auto", "true", "false"])
+    args = parser.parse_args(argv)
+    jit = {"auto": "auto", "true": True, "false": False}[args.jit_compile]
+    print("STEPBENCH " + json.dumps(measure(args.model, args.backend, args.steps, args.warmup, args.batch_size,
+                                           args.image_size, jit)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+import csv
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from catdog.features import frozen_split
+from catdog.inference import load_classifier, predict_probabilities
+from catdog.models import build_model
+from catdog.train import train
+
+from conftest import make_image_folders
+
+
+def test_only_head_of_frozen_features_models_split():
+    assert frozen_split(build_model("cnn", (32, 32, 3), 2)) is None
+    features, head = frozen_split(build_model("mobilenet", (32, 32, 3), 2, weights=None))
+    assert features.name == "features" and head.name == "head" and head.trainable_weights
+
+
+def losses(run):
+    with open(run / "history.csv", newline="") as f:
+        return [(float(r["loss"]), float(r["val_loss"])) for r in csv.DictReader(f)]
+
+
+def test_feature_cache_matches_the_plain_path_without_augmentation(compose, tmp_path):
+    data = make_image_folders(tmp_path / "data", train=16, val=10)
+    runs = {}
+    for enabled in (False, True):
+        cfg = compose([f"dataset.root={data}", "experiment=model4", "augment=none", "model.weights=null",
+                       "dataset.image_size=[32,32]", "dataset.batch_size=4", "trainer.max_epochs=2",
+                       "trainer.verbose=0", f"trainer.feature_cache.enabled={enabled}",
+                       f"paths.output_dir={tmp_path / str(enabled)}"])
+        keras.utils.set_random_seed(0)
+        metrics = train(cfg)
+        assert metrics["feature_cache_views"] == (1 if enabled else None)
+        runs[enabled] = Path(cfg.paths.output_dir)
+    np.testing.assert_allclose(losses(runs[True]), losses(runs[False]), rtol=1e-3)
+    images = np.random.default_rng(0).integers(0, 256, (6, 32, 32, 3)).astype("uint8")
+    plain, cached = (predict_probabilities(load_classifier(runs[k] / "checkpoints" / "best.keras")[0], images)
+                     for k in (False, True))
+    np.testing.assert_allclose(cached, plain, atol=1e-4)
+
+
+def test_augmented_views_are_cached_and_reused(compose, tmp_path, monkeypatch):
+    data = make_image_folders(tmp_path / "data", train=8, val=10)
+    overrides = [f"dataset.root={data}", "experiment=model4", "model.weights=null", "dataset.image_size=[32,32]",
+                 "dataset.batch_size=4", "trainer.max_epochs=1", "trainer.verbose=0", "trainer.feature_cache.views=3"]
+    metrics = train(compose(overrides))
+    assert metrics["feature_cache_views"] == 3 and metrics["epochs"] == 1
+    train_cache = list((tmp_path / "cache").glob("features-train-*.npz"))
+    assert len(train_cache) == 1
+    assert np.load(train_cache[0])["features"].shape == (3 * 16, 1280)
+
+    calls = []
+    original = keras.Model.predict
+    monkeypatch.setattr(keras.Model, "predict", lambda self, *a, **k: calls.append(self.name) or original(self, *a, **k))
+    train(compose(overrides))
+    assert "features" not in calls  # the second run read every split from the cache
