@@ -89,3 +89,19 @@ def test_decompression_bomb_guard(tmp_path):
     Image.new("L", (3000, 3000)).save(path)
     with pytest.raises(ValueError, match="decompression"):
         load_image(path, (32, 32), max_pixels=1_000_000)
+
+
+def test_augmented_batches_are_reproducible_from_the_seed(tiny_data):
+    import keras
+
+    dm = datamodule(tiny_data)
+    dm.setup()
+
+    def batches():
+        keras.utils.set_random_seed(1)
+        augment = keras.layers.Pipeline([keras.layers.RandomFlip(seed=1), keras.layers.RandomRotation(0.2, seed=1)])
+        return [np.asarray(x) for x, _ in dm.train_dataloader(augment=augment)]
+
+    first, second = batches(), batches()
+    assert all(np.array_equal(a, b) for a, b in zip(first, second))
+    assert not np.array_equal(first[0], np.asarray(next(iter(dm.train_dataloader()))[0]))

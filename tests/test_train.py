@@ -90,7 +90,7 @@ def test_mobilenet_on_a_few_hundred_real_photos(compose, tmp_path):
             (subset / split / name).mkdir(parents=True)
             for src in sorted((REAL_DATA / split / name).iterdir())[:n]:
                 (subset / split / name / src.name).symlink_to(src)
-    cfg = compose([f"dataset.root={subset}", f"model.weights={REAL_WEIGHTS}", "experiment=model4",
-                   "trainer.max_epochs=2", "trainer.verbose=0"])
+    cfg = compose([f"dataset.root={subset}", f"model.weights={REAL_WEIGHTS}", "experiment=model4", "augment=none",
+                   "dataset.batch_size=16", "trainer.max_epochs=2", "trainer.verbose=0"])
     metrics = train(cfg)
     assert metrics["best_val_accuracy"] >= 0.9, metrics

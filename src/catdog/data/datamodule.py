@@ -27,8 +27,8 @@ def array_pipeline(x, y, batch_size, seed=None, augment=None, limit_batches=None
     if repeat:
         ds = ds.repeat()
     ds = ds.map(lambda a, b: (tf.cast(a, "float32"), b), num_parallel_calls=tf.data.AUTOTUNE)
-    if augment is not None:
-        ds = ds.map(lambda a, b: (augment(a, training=True), b), num_parallel_calls=tf.data.AUTOTUNE)
+    if augment is not None:  # sequential: parallel calls would race on the layers' seed state
+        ds = ds.map(lambda a, b: (augment(a, training=True), b))
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
