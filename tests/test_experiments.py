@@ -47,6 +47,8 @@ def test_report_tables_and_plots_from_run_directories(tmp_path):
     assert rows["1"]["test_accuracy"] == "0.97" and rows["1"]["median_epoch_seconds"] == "40.0"
     text = report.read_text()
     assert "| 0.6250 |" in text and "| 40.0 |" in text and "Failed (no metrics.json): 2" in text
+    (tmp_path / "1" / "confusion.png").write_bytes(b"png")
+    assert "![confusion](../1/confusion.png)" in write_report(tmp_path, tmp_path / "report").read_text()
     for png in ("val_curves.png", "backends.png"):
         assert Image.open(tmp_path / "report" / png).size[0] > 300
 

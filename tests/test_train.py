@@ -7,7 +7,8 @@ from catdog.train import train
 
 from conftest import REAL_DATA, REAL_WEIGHTS, make_image_folders, run_cli
 
-OUTPUTS = ("config.yaml", "metrics.json", "history.csv", "accuracy.png", "model_summary.txt",
+OUTPUTS = ("config.yaml", "metrics.json", "history.csv", "accuracy.png", "model_summary.txt", "confusion.png",
+           "mistakes.png",
            "checkpoints/best.keras", "checkpoints/classes.json")
 METRIC_KEYS = {"backend", "model", "augment", "epochs", "params_total", "params_trainable", "epoch_seconds",
                "best_val_accuracy", "final_val_accuracy", "test_accuracy", "baseline_accuracy", "label_counts",
@@ -34,6 +35,8 @@ def test_fast_dev_run_of_every_experiment_writes_every_output(compose, tiny_data
     assert on_disk["backend"] == "tensorflow" and on_disk["epochs"] == 1
     assert on_disk["label_counts"] == {"cats": 12, "dogs": 12} and on_disk["baseline_accuracy"] == 0.5
     assert len(on_disk["epoch_seconds"]) == 1
+    matrix = on_disk["val_confusion_matrix"]
+    assert len(matrix) == 2 and sum(map(sum, matrix)) == 8  # 2 validation batches of 4
 
 
 def test_training_learns_the_toy_task(compose, tmp_path):

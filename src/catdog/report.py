@@ -4,6 +4,7 @@ import argparse
 import csv
 import json
 import logging
+import os
 from pathlib import Path
 
 import matplotlib
@@ -100,6 +101,14 @@ def write_report(root, out=None) -> Path:
         plot_curves(runs, out / "val_curves.png")
         plot_backends(runs, out / "backends.png")
         parts.append("\n![validation accuracy](val_curves.png)\n\n![backends](backends.png)\n")
+    analysed = [r for r in runs if (Path(root) / r["run"] / "confusion.png").is_file()]
+    if analysed:
+        parts.append("\n## Error analysis (validation)\n")
+    for r in analysed:
+        run_dir = os.path.relpath(Path(root) / r["run"], out)
+        parts.append(f"\n### {r['run']}: {r.get('experiment')} {r['model']} / {r['augment']} / {r['backend']}\n\n"
+                     f"confusion matrix (rows true, columns predicted): `{r.get('val_confusion_matrix')}`\n\n"
+                     f"![confusion]({run_dir}/confusion.png) ![mistakes]({run_dir}/mistakes.png)\n")
     (out / "report.md").write_text("\n".join(parts))
     return out / "report.md"
 

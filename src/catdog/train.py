@@ -25,6 +25,22 @@ def read_history(path: Path) -> dict:
     return {key: [float(r[key]) for r in ordered] for key in ordered[0] if key != "epoch"} if ordered else {}
 
 
+def analyse_errors(module, data, datamodule, out: Path, limit_batches=None) -> dict:
+    """Confusion matrix and the most confidently misclassified validation images, as JSON-ready data and PNGs."""
+    import keras
+
+    from catdog.analysis import confusion_matrix, plot_confident_mistakes, plot_confusion
+
+    probabilities = keras.ops.convert_to_numpy(
+        keras.ops.softmax(module.network.predict(data.val_dataloader(limit_batches), verbose=0), axis=-1))
+    images, labels = datamodule.arrays["val"]
+    labels = labels[: len(probabilities)]
+    matrix = confusion_matrix(labels, probabilities.argmax(axis=-1), len(datamodule.class_names))
+    plot_confusion(matrix, datamodule.class_names, out / "confusion.png")
+    mistakes = plot_confident_mistakes(images, labels, probabilities, datamodule.class_names, out / "mistakes.png")
+    return {"confusion_matrix": matrix.tolist(), "confident_mistakes": mistakes}
+
+
 def train(cfg: DictConfig) -> dict:
     """Compose everything from `cfg`, fit, test, and write the run's outputs; returns metrics.json."""
     check_train_config(cfg)
@@ -92,6 +108,7 @@ def train(cfg: DictConfig) -> dict:
             network.load_weights(checkpoint.filepath)
     test = trainer.test(module, data) if datamodule.num_images("test") else {}
 
+    errors = analyse_errors(module, data, datamodule, out, trainer.limits["val"])
     counts = datamodule.label_counts("train")
     epoch_seconds, train_seconds = history.get("epoch_seconds", []), history.get("train_seconds", [])
     steady = train_seconds[1:] or train_seconds
@@ -116,6 +133,8 @@ def train(cfg: DictConfig) -> dict:
         "test_checkpoint": cfg.trainer.test_ckpt,
         "baseline_accuracy": max(counts.values()) / sum(counts.values()),
         "label_counts": counts,
+        "val_confusion_matrix": errors["confusion_matrix"],
+        "val_confident_mistakes": errors["confident_mistakes"],
         "class_names": datamodule.class_names,
         "num_images": {s: datamodule.num_images(s) for s in ("train", "val", "test")},
         "skipped_images": datamodule.skipped,
