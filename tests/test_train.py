@@ -97,3 +97,40 @@ def test_mobilenet_on_a_few_hundred_real_photos(compose, tmp_path):
                    "dataset.batch_size=16", "trainer.max_epochs=2", "trainer.verbose=0"])
     metrics = train(cfg)
     assert metrics["best_val_accuracy"] >= 0.9, metrics
+
+
+def test_exported_saved_model_predicts_like_the_live_model(compose, tiny_data, tmp_path):
+    import numpy as np
+    import tensorflow as tf
+
+    from catdog.inference import load_classifier, predict_probabilities
+
+    cfg = compose(small_run(tiny_data, "experiment=model3", "trainer.fast_dev_run=1"))
+    train(cfg)
+    ckpt = Path(cfg.paths.output_dir) / "checkpoints" / "best.keras"
+    out = tmp_path / "export"
+    result = run_cli("catdog.export", f"ckpt_path={ckpt}", f"hydra.run.dir={out}", timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    live, _ = load_classifier(ckpt)
+    images = np.random.default_rng(0).integers(0, 256, (5, 64, 64, 3)).astype("float32")
+    artifact = tf.saved_model.load(str(out / "cnn_scaled_tf_saved_model"))
+    served = artifact.serve(tf.constant(images))
+    np.testing.assert_allclose(np.asarray(served), live.predict(images, verbose=0), atol=1e-4)
+    assert json.loads((out / "classes.json").read_text()) == ["cats", "dogs"]
+    assert predict_probabilities(load_classifier(out / "model.keras")[0], images.astype("uint8")).shape == (5, 2)
+
+
+def test_predict_labels_known_images(compose, tmp_path):
+    data = make_image_folders(tmp_path / "toy", train=40, val=10)
+    cfg = compose(small_run(data, "experiment=model3", "augment=none", "trainer.max_epochs=6",
+                            "dataset.image_size=[32,32]"))
+    assert train(cfg)["best_val_accuracy"] >= 0.9
+    ckpt = Path(cfg.paths.output_dir) / "checkpoints" / "best.keras"
+    out = tmp_path / "predict"
+    result = run_cli("catdog.predict", f"ckpt_path={ckpt}", f"images={data / 'validation'}", f"hydra.run.dir={out}",
+                     timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = json.loads((out / "predictions.json").read_text())["predictions"]
+    assert len(rows) == 20 and (out / "predictions.csv").is_file()
+    correct = [r["label"] == Path(r["path"]).parent.name for r in rows]
+    assert sum(correct) >= 18 and all(0.5 <= r["probability"] <= 1 for r in rows)

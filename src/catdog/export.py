@@ -1,0 +1,45 @@
+"""`python -m catdog.export ckpt_path=FILE format=...`: a checkpoint as a serving artifact (`Model.export`)."""
+
+import logging
+import shutil
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from catdog.backend import use_backend
+from catdog.entry import hydra_entry
+from catdog.errors import CatdogError
+from catdog.io import write_json
+
+log = logging.getLogger("catdog.export")
+
+SUFFIX = {"tf_saved_model": "", "onnx": ".onnx", "openvino": "", "litert": ".tflite"}
+
+
+def export(cfg: DictConfig) -> Path:
+    if cfg.format not in SUFFIX:
+        raise CatdogError(f"format={cfg.format!r}: choose one of {', '.join(SUFFIX)}.")
+    use_backend(cfg.backend.name)
+    from catdog.inference import load_classifier
+
+    model, classes = load_classifier(cfg.ckpt_path, cfg.safe_mode)
+    out = Path(cfg.paths.output_dir)
+    target = out / f"{model.name}_{cfg.format}{SUFFIX[cfg.format]}"
+    try:
+        model.export(str(target), format=cfg.format, verbose=False)
+    except ImportError as exc:
+        raise CatdogError(f"format={cfg.format} needs a package that is not installed: {exc}") from exc
+    if classes:
+        write_json(out / "classes.json", classes)
+    shutil.copy(cfg.ckpt_path, out / "model.keras")
+    log.info("Exported %s to %s", cfg.ckpt_path, target)
+    return target
+
+
+@hydra_entry("export")
+def main(cfg: DictConfig):
+    return export(cfg)
+
+
+if __name__ == "__main__":
+    main()
