@@ -57,3 +57,18 @@ def test_augmented_views_are_cached_and_reused(compose, tmp_path, monkeypatch):
     monkeypatch.setattr(keras.Model, "predict", lambda self, *a, **k: calls.append(self.name) or original(self, *a, **k))
     train(compose(overrides))
     assert "features" not in calls  # the second run read every split from the cache
+
+
+def test_finetune_preset_trains_the_top_of_the_backbone_and_keeps_batchnorm(compose, tmp_path):
+    data = make_image_folders(tmp_path / "data", train=16, val=10)
+    cfg = compose([f"dataset.root={data}", "experiment=model4_finetune", "model.weights=null", "augment=none",
+                   "dataset.image_size=[32,32]", "dataset.batch_size=4", "trainer.max_epochs=1", "trainer.verbose=0",
+                   "finetune.epochs=2", "finetune.unfreeze_layers=5", "finetune.learning_rate=1e-3"])
+    assert cfg.experiment_name == "model4_finetune" and cfg.model.name == "mobilenet"
+    metrics = train(cfg)
+    assert metrics["epochs"] == 3
+    history = losses(Path(cfg.paths.output_dir))
+    assert history[-1][0] < history[0][0]  # the fine-tuning epochs lower the training loss further
+    network = load_classifier(Path(cfg.paths.output_dir) / "checkpoints" / "best.keras")[0]
+    base = network.get_layer("features").get_layer("mobilenetv2_base")
+    assert base.get_layer("Conv_1_bn").moving_variance.numpy().max() == 1.0  # BN statistics untouched

@@ -34,5 +34,9 @@ def check_train_config(cfg: DictConfig) -> None:
         raise CatdogError(f"dataset.image_size={size!r}: must be [height, width], each at least 8.")
     if not 0 <= cfg.dataset.test_fraction < 1:
         raise CatdogError(f"dataset.test_fraction={cfg.dataset.test_fraction!r}: must be in [0, 1).")
+    if cfg.finetune is not None:
+        for key in ("unfreeze_layers", "epochs"):
+            if not isinstance(cfg.finetune[key], int) or cfg.finetune[key] < 1:
+                raise CatdogError(f"finetune.{key}={cfg.finetune[key]!r}: must be a positive integer.")
     if cfg.trainer.test_ckpt not in ("best", "last"):
         raise CatdogError(f"trainer.test_ckpt={cfg.trainer.test_ckpt!r}: must be best or last.")

@@ -17,6 +17,28 @@ from catdog.data.datamodule import array_pipeline
 log = logging.getLogger(__name__)
 
 
+def leaf_layers(model):
+    """Every non-model layer inside `model`, nested models flattened, in order."""
+    import keras
+
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from leaf_layers(layer)
+        else:
+            yield layer
+
+
+def unfreeze_top(features, count: int) -> int:
+    """Make the last `count` layers of `features` trainable, BatchNormalization excepted; returns how many."""
+    import keras
+
+    layers = list(leaf_layers(features))
+    features.trainable = True
+    for i, layer in enumerate(layers):
+        layer.trainable = i >= len(layers) - count and not isinstance(layer, keras.layers.BatchNormalization)
+    return sum(layer.trainable and bool(layer.weights) for layer in layers)
+
+
 def frozen_split(network):
     """(features, head) when `network` is head(features(x)) with a frozen `features` model, else None."""
     names = {layer.name: layer for layer in network.layers}

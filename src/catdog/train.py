@@ -51,7 +51,7 @@ def train(cfg: DictConfig) -> dict:
 
     from catdog.backend import active_backend
     from catdog.data import ImageFolderDataModule
-    from catdog.features import FeatureDataModule, frozen_split
+    from catdog.features import FeatureDataModule, frozen_split, unfreeze_top
     from catdog.models import build_model
     from catdog.module import ClassifierModule
     from catdog.plots import plot_history
@@ -69,21 +69,25 @@ def train(cfg: DictConfig) -> dict:
     network = build_model(model_options.pop("name"), (*datamodule.image_size, 3), len(datamodule.class_names),
                           **model_options)
     augment_layers = [instantiate(c) for c in cfg.augment.layers.values() if c is not None]
-    augment = keras.layers.Pipeline(augment_layers, name="augment") if augment_layers else None
-    split = frozen_split(network) if cfg.trainer.feature_cache.enabled else None
-    data, trained = datamodule, network
-    if split is not None:
+    image_augment = keras.layers.Pipeline(augment_layers, name="augment") if augment_layers else None
+    split = frozen_split(network) if cfg.trainer.feature_cache.enabled or cfg.finetune else None
+    data, trained, augment, feature_views = datamodule, network, image_augment, None
+    if split is not None and cfg.trainer.feature_cache.enabled:
         features, trained = split
-        data = FeatureDataModule(datamodule, features, augment, cfg.trainer.feature_cache.views,
+        data = FeatureDataModule(datamodule, features, image_augment, cfg.trainer.feature_cache.views,
                                  cfg.trainer.feature_cache.batch_size, cfg.dataset.cache_dir)
         data.setup()
-        augment = None  # already applied to the cached views
+        augment, feature_views = None, data.views  # augmentation is already in the cached views
         log.info("Training the head on cached %s features (%d augmented views)", features.name, data.views)
-    module = ClassifierModule(
-        trained, optimizer=instantiate(cfg.trainer.optimizer), loss=instantiate(cfg.trainer.loss),
-        metrics=cfg.trainer.metrics, jit_compile=cfg.trainer.jit_compile,
-        steps_per_execution=cfg.trainer.steps_per_execution, export_network=network,
-    )
+
+    def make_module(net, **optimizer_overrides):
+        return ClassifierModule(
+            net, optimizer=instantiate(cfg.trainer.optimizer, **optimizer_overrides),
+            loss=instantiate(cfg.trainer.loss), metrics=cfg.trainer.metrics, jit_compile=cfg.trainer.jit_compile,
+            steps_per_execution=cfg.trainer.steps_per_execution, export_network=network,
+        )
+
+    module = make_module(trained)
     callbacks = [instantiate(c) for c in cfg.callbacks.values() if c is not None]
     trainer = Trainer(callbacks=callbacks, max_epochs=cfg.trainer.max_epochs, fast_dev_run=cfg.trainer.fast_dev_run,
                       limit_train_batches=cfg.trainer.limit_train_batches,
@@ -100,6 +104,13 @@ def train(cfg: DictConfig) -> dict:
     elif csv_path.is_file():  # a finished run's history in a reused run directory: keep it aside
         csv_path.replace(csv_path.with_suffix(".csv.prev"))
     fit = trainer.fit(module, data, augment=augment)
+    if cfg.finetune and split is not None:  # stage 2: the top of the backbone too, on images
+        unfrozen = unfreeze_top(split[0], cfg.finetune.unfreeze_layers)
+        log.info("Fine-tuning %d backbone layers at learning rate %g", unfrozen, cfg.finetune.learning_rate)
+        module, data = make_module(network, learning_rate=cfg.finetune.learning_rate), datamodule
+        stage_one = trainer.max_epochs
+        trainer.max_epochs += cfg.finetune.epochs
+        fit = trainer.fit(module, data, augment=image_augment, initial_epoch=stage_one)
     history = read_history(csv_path) if csv_path.is_file() else fit.history
     checkpoint = next((c for c in callbacks if isinstance(c, keras.callbacks.ModelCheckpoint)), None)
     if checkpoint is not None:
@@ -120,7 +131,8 @@ def train(cfg: DictConfig) -> dict:
         "epochs": len(history["val_accuracy"]),
         "params_total": module.params_total,
         "params_trainable": module.params_trainable,
-        "feature_cache_views": data.views if split is not None else None,
+        "feature_cache_views": feature_views,
+        "finetune": OmegaConf.to_container(cfg.finetune) if cfg.finetune else None,
         "epoch_seconds": epoch_seconds,
         "median_epoch_seconds": statistics.median(epoch_seconds[1:] or epoch_seconds) if epoch_seconds else None,
         "train_images_per_second": trainer.images_per_epoch(datamodule) / statistics.median(steady) if steady else None,

@@ -23,7 +23,7 @@ class Trainer:
         n = datamodule.num_images("train")
         return min(n, limit * datamodule.batch_size) if limit else n
 
-    def fit(self, module, datamodule, augment=None) -> keras.callbacks.History:
+    def fit(self, module, datamodule, augment=None, initial_epoch=0) -> keras.callbacks.History:
         module.compile()
         for callback in self.callbacks:
             if isinstance(callback, AtomicModelCheckpoint):
@@ -32,7 +32,7 @@ class Trainer:
             datamodule.train_dataloader(augment=augment, limit_batches=self.limits["train"]),
             validation_data=datamodule.val_dataloader(limit_batches=self.limits["val"]),
             steps_per_epoch=datamodule.steps_per_epoch(self.limits["train"]),
-            epochs=self.max_epochs, callbacks=self.callbacks, verbose=self.verbose,
+            epochs=self.max_epochs, initial_epoch=initial_epoch, callbacks=self.callbacks, verbose=self.verbose,
             shuffle=False,  # the training pipeline reshuffles every epoch itself
         )
 
