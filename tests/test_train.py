@@ -134,3 +134,23 @@ def test_predict_labels_known_images(compose, tmp_path):
     assert len(rows) == 20 and (out / "predictions.csv").is_file()
     correct = [r["label"] == Path(r["path"]).parent.name for r in rows]
     assert sum(correct) >= 18 and all(0.5 <= r["probability"] <= 1 for r in rows)
+
+
+@pytest.mark.parametrize("devices", [1, 2])
+def test_data_parallel_on_two_cpu_devices_learns_like_one(tmp_path, devices):
+    data = make_image_folders(tmp_path / "toy", train=40, val=10)
+    run = tmp_path / "run"
+    result = run_cli("catdog.train", *small_run(data, "experiment=model3", "augment=none", "trainer.max_epochs=6",
+                                                "dataset.image_size=[32,32]"),
+                     "backend=jax", f"trainer.devices={devices}", f"hydra.run.dir={run}",
+                     env={"XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert (metrics["backend"], metrics["devices"]) == ("jax", devices)
+    assert metrics["best_val_accuracy"] >= 0.9
+
+
+def test_more_devices_than_visible_is_a_clear_error(tiny_data, tmp_path):
+    result = run_cli("catdog.train", *small_run(tiny_data, "experiment=model1"), "backend=jax", "trainer.devices=3",
+                     f"hydra.run.dir={tmp_path}", timeout=300)
+    assert result.returncode == 1 and "xla_force_host_platform_device_count=3" in result.stdout + result.stderr

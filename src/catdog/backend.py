@@ -1,5 +1,6 @@
 """Choose the Keras backend before Keras is imported, and report the one that really runs."""
 
+import logging
 import os
 import sys
 
@@ -23,6 +24,24 @@ def use_backend(name: str) -> None:
             )
         return
     os.environ["KERAS_BACKEND"] = name
+
+
+def use_devices(count: int) -> None:
+    """Data-parallel training over the first `count` devices with keras.distribution (JAX)."""
+    import keras
+
+    if count == 1:
+        return
+    if keras.backend.backend() != "jax":
+        raise CatdogError(f"trainer.devices={count} needs backend=jax (keras.distribution.DataParallel).")
+    devices = keras.distribution.list_devices()
+    if len(devices) < count:
+        raise CatdogError(
+            f"trainer.devices={count}, but only {len(devices)} device(s) are visible ({devices}). On CPU, "
+            f"XLA_FLAGS=--xla_force_host_platform_device_count={count} makes {count} host devices."
+        )
+    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices[:count]))
+    logging.getLogger("catdog").info("Data parallel over %s", devices[:count])
 
 
 def active_backend() -> str:

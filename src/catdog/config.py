@@ -22,6 +22,7 @@ def check_train_config(cfg: DictConfig) -> None:
         "trainer.max_epochs": cfg.trainer.max_epochs,
         "dataset.batch_size": cfg.dataset.batch_size,
         "trainer.steps_per_execution": cfg.trainer.steps_per_execution,
+        "trainer.devices": cfg.trainer.devices,
     }
     for key in ("limit_train_batches", "limit_val_batches", "limit_test_batches"):
         if cfg.trainer[key] is not None:

@@ -49,7 +49,7 @@ def train(cfg: DictConfig) -> dict:
     import keras
     from hydra.utils import instantiate
 
-    from catdog.backend import active_backend
+    from catdog.backend import active_backend, use_devices
     from catdog.data import ImageFolderDataModule
     from catdog.features import FeatureDataModule, frozen_split, unfreeze_top
     from catdog.models import build_model
@@ -62,6 +62,7 @@ def train(cfg: DictConfig) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     keras.utils.set_random_seed(cfg.seed)
+    use_devices(cfg.trainer.devices)
 
     datamodule = ImageFolderDataModule(**cfg.dataset)
     datamodule.setup()
@@ -126,6 +127,7 @@ def train(cfg: DictConfig) -> dict:
     metrics = {
         "experiment": cfg.experiment_name,
         "backend": active_backend(),
+        "devices": cfg.trainer.devices,
         "model": network.name,
         "augment": cfg.augment.name,
         "epochs": len(history["val_accuracy"]),
