@@ -64,3 +64,17 @@ def test_explore_writes_samples_counts_and_augmentation_previews(tiny_data, tmp_
     flip_rotate = Image.open(out / "augment_flip_rotate.png")
     assert flip_rotate.size[1] > Image.open(out / "augment_flip.png").size[1]  # two rows vs one
     assert not (out / "augment_none.png").exists()
+
+
+def test_optuna_preset_runs_trials_and_report_shows_the_best(tiny_data, tmp_path):
+    sweep = tmp_path / "optuna"
+    result = run_cli("catdog.train", "hparams_search=mobilenet_optuna", "hydra.sweeper.n_trials=2",
+                     "trainer.fast_dev_run=1", "model.weights=null", f"dataset.root={tiny_data}",
+                     "dataset.image_size=[32,32]", "dataset.batch_size=4", "trainer.verbose=0",
+                     f"paths.cache_dir={tmp_path / 'cache'}", f"hydra.sweep.dir={sweep}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    runs, failed = collect_runs(sweep)
+    assert len(runs) == 2 and not failed
+    best = max(r["best_val_accuracy"] for r in runs)
+    text = write_report(sweep).read_text()
+    assert f"best value: {best}" in text and "trainer.optimizer.learning_rate" in text

@@ -26,7 +26,7 @@ def run_job_in_fresh_process(module: str):
     hydra_cfg = HydraConfig.get()
     out = Path(hydra_cfg.runtime.output_dir)
     overrides = list(hydra_cfg.overrides.task)
-    command = [sys.executable, "-m", module, *overrides, f"hydra.run.dir={out}"]
+    command = [sys.executable, "-m", module, *overrides, f"hydra.run.dir={out}", "hydra.mode=RUN"]
     code = subprocess.run(command).returncode
     if code != 0:
         raise CatdogError(f"Job {hydra_cfg.job.num} ({' '.join(overrides)}) failed with exit code {code}; see {out}.")

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import matplotlib
+import yaml
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -95,6 +96,11 @@ def write_report(root, out=None) -> Path:
         writer.writeheader()
         writer.writerows(runs)
     parts = [f"# Runs under `{root}`\n", markdown_table(runs)]
+    optuna = Path(root) / "optimization_results.yaml"
+    if optuna.is_file():  # written by Hydra's Optuna sweeper
+        result = yaml.safe_load(optuna.read_text())
+        parts.append(f"\n## Best trial ({result.get('name', 'optuna')})\n\nbest value: {result['best_value']}\n\n"
+                     + "\n".join(f"- `{k}`: {v}" for k, v in result["best_params"].items()) + "\n")
     if failed:
         parts.append("\nFailed (no metrics.json): " + ", ".join(failed) + "\n")
     if runs:

@@ -165,9 +165,9 @@ def train(cfg: DictConfig) -> dict:
 
 @hydra_entry("train")
 def main(cfg: DictConfig):
-    if HydraConfig.get().mode == RunMode.MULTIRUN:
-        return run_job_in_fresh_process("catdog.train")
-    return train(cfg)
+    multirun = HydraConfig.get().mode == RunMode.MULTIRUN
+    metrics = run_job_in_fresh_process("catdog.train") if multirun else train(cfg)
+    return metrics[cfg.optimized_metric] if cfg.optimized_metric else metrics
 
 
 if __name__ == "__main__":
