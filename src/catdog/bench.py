@@ -32,7 +32,8 @@ def step_benchmark(model, backend, cfg) -> dict:
     """catdog.stepbench in a fresh process (its own backend, its own peak RSS)."""
     result, _ = _run([sys.executable, "-m", "catdog.stepbench", "--model", model, "--backend", backend,
                       "--steps", str(cfg.steps), "--warmup", str(cfg.warmup), "--batch-size", str(cfg.batch_size),
-                      "--image-size", str(cfg.image_size), "--jit-compile", str(cfg.jit_compile).lower()])
+                      "--image-size", str(cfg.image_size), "--jit-compile", str(cfg.jit_compile).lower(),
+                      "--precision", cfg.precision])
     line = next((ln for ln in result.stdout.splitlines() if ln.startswith("STEPBENCH ")), None)
     if result.returncode or line is None:
         raise CatdogError(f"stepbench {model}/{backend} failed: {result.stderr[-1500:]}")
@@ -71,7 +72,7 @@ def peer_comparison(experiment, cfg, out: Path) -> dict:
     }
 
 
-STEP_COLUMNS = ("model", "backend", "jit_compile", "build_compile_seconds", "first_step_seconds",
+STEP_COLUMNS = ("model", "backend", "precision", "jit_compile", "build_compile_seconds", "first_step_seconds",
                 "median_step_seconds", "train_images_per_second", "inference_images_per_second", "peak_rss_mb")
 PEER_COLUMNS = ("experiment", "epochs", "catdog_backend", "peer_wall_seconds", "catdog_wall_seconds", "wall_speedup",
                 "peer_median_epoch_seconds", "catdog_median_epoch_seconds", "epoch_speedup",

@@ -15,8 +15,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 log = logging.getLogger("catdog.report")
 
-COLUMNS = ("experiment", "model", "augment", "backend", "epochs", "best_val_accuracy", "final_val_accuracy",
-           "test_accuracy", "median_epoch_seconds", "train_images_per_second", "params_total",
+COLUMNS = ("experiment", "model", "augment", "backend", "seed", "epochs", "best_val_accuracy", "final_val_accuracy",
+           "test_accuracy", "median_epoch_seconds", "train_images_per_second", "setup_seconds", "run_seconds",
+           "seconds_to_0.97_val", "params_total",
            "params_trainable", "peak_rss_mb", "run")
 
 
@@ -24,11 +25,13 @@ def collect_runs(root) -> tuple[list[dict], list[str]]:
     """metrics.json of every run below `root`, and the run directories that ended without one."""
     root = Path(root)
     runs, failed = [], []
-    for job in sorted({p.parent.parent for p in root.rglob(".hydra/config.yaml")} | {root}):
+    jobs = {p.parent.parent for p in root.rglob(".hydra/config.yaml")} | {p.parent for p in root.rglob("metrics.json")}
+    for job in sorted(jobs | {root}):
         metrics = job / "metrics.json"
         if metrics.is_file():
             record = json.loads(metrics.read_text())
             record["run"] = str(job.relative_to(root)) if job != root else "."
+            record["seconds_to_0.97_val"] = (record.get("seconds_to_val_accuracy") or {}).get("0.97")
             history = job / "history.csv"
             if history.is_file():
                 with open(history, newline="") as f:
@@ -39,15 +42,15 @@ def collect_runs(root) -> tuple[list[dict], list[str]]:
     return runs, failed
 
 
-def _cell(value) -> str:
+def _cell(value, column="") -> str:
     if isinstance(value, float):
-        return f"{value:.4f}" if value <= 1 else f"{value:.1f}"
+        return f"{value:.4f}" if column.endswith("accuracy") else f"{value:.3g}" if value < 10 else f"{value:.1f}"
     return "" if value is None else str(value)
 
 
 def markdown_table(runs) -> str:
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(_cell(r.get(c)) for c in COLUMNS) + " |" for r in runs]
+    lines += ["| " + " | ".join(_cell(r.get(c), c) for c in COLUMNS) + " |" for r in runs]
     return "\n".join(lines) + "\n"
 
 

@@ -22,7 +22,8 @@ def _median_seconds(fn, steps):
     return statistics.median(times)
 
 
-def measure(model, backend, steps=20, warmup=3, batch_size=32, image_size=160, jit_compile="auto") -> dict:
+def measure(model, backend, steps=20, warmup=3, batch_size=32, image_size=160, jit_compile="auto",
+            precision="float32") -> dict:
     use_backend(backend)
     import keras
 
@@ -32,6 +33,7 @@ def measure(model, backend, steps=20, warmup=3, batch_size=32, image_size=160, j
     from catdog.run_info import peak_rss_mb
 
     keras.utils.set_random_seed(0)
+    keras.config.set_dtype_policy(precision)
     start = time.perf_counter()
     options = {"weights": None} if model == "mobilenet" else {}
     network = build_model(model, (image_size, image_size, 3), 2, **options)
@@ -52,7 +54,7 @@ def measure(model, backend, steps=20, warmup=3, batch_size=32, image_size=160, j
     network.predict_on_batch(x)
     infer = _median_seconds(lambda: network.predict_on_batch(x), steps)
     return {
-        "model": model, "backend": active_backend(), "jit_compile": bool(network.jit_compile),
+        "model": model, "backend": active_backend(), "jit_compile": bool(network.jit_compile), "precision": precision,
         "batch_size": batch_size, "image_size": image_size, "steps": steps,
         "build_compile_seconds": build_seconds, "first_step_seconds": first_step,
         "median_step_seconds": step, "train_images_per_second": batch_size / step,
@@ -69,10 +71,11 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--image-size", type=int, default=160)
     parser.add_argument("--jit-compile", default="auto", choices=["auto", "true", "false"])
+    parser.add_argument("--precision", default="float32", choices=["float32", "mixed_bfloat16"])
     args = parser.parse_args(argv)
     jit = {"auto": "auto", "true": True, "false": False}[args.jit_compile]
     print("STEPBENCH " + json.dumps(measure(args.model, args.backend, args.steps, args.warmup, args.batch_size,
-                                           args.image_size, jit)))
+                                           args.image_size, jit, args.precision)))
 
 
 if __name__ == "__main__":

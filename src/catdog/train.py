@@ -1,8 +1,10 @@
 """`python -m catdog.train`: train one model; every output lands in the Hydra run directory."""
 
 import csv
+import itertools
 import logging
 import statistics
+import time
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
@@ -43,6 +45,7 @@ def analyse_errors(module, data, datamodule, out: Path, limit_batches=None) -> d
 
 def train(cfg: DictConfig) -> dict:
     """Compose everything from `cfg`, fit, test, and write the run's outputs; returns metrics.json."""
+    started = time.perf_counter()
     check_train_config(cfg)
     use_backend(cfg.backend.name)
 
@@ -63,6 +66,7 @@ def train(cfg: DictConfig) -> dict:
     write_text(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     keras.utils.set_random_seed(cfg.seed)
     use_devices(cfg.trainer.devices)
+    keras.config.set_dtype_policy(cfg.trainer.precision)
 
     datamodule = ImageFolderDataModule(**cfg.dataset)
     datamodule.setup()
@@ -104,6 +108,7 @@ def train(cfg: DictConfig) -> dict:
         log.info("Resuming from the backup in %s", backup.backup_dir)
     elif csv_path.is_file():  # a finished run's history in a reused run directory: keep it aside
         csv_path.replace(csv_path.with_suffix(".csv.prev"))
+    setup_seconds = time.perf_counter() - started
     fit = trainer.fit(module, data, augment=augment)
     if cfg.finetune and split is not None:  # stage 2: the top of the backbone too, on images
         unfrozen = unfreeze_top(split[0], cfg.finetune.unfreeze_layers)
@@ -124,10 +129,14 @@ def train(cfg: DictConfig) -> dict:
     counts = datamodule.label_counts("train")
     epoch_seconds, train_seconds = history.get("epoch_seconds", []), history.get("train_seconds", [])
     steady = train_seconds[1:] or train_seconds
+    elapsed = [setup_seconds + s for s in itertools.accumulate(epoch_seconds)]
+    reached = {str(t): next((s for s, v in zip(elapsed, history["val_accuracy"]) if v >= t), None)
+               for t in (0.9, 0.95, 0.97)}
     metrics = {
         "experiment": cfg.experiment_name,
         "backend": active_backend(),
         "devices": cfg.trainer.devices,
+        "precision": cfg.trainer.precision,
         "model": network.name,
         "augment": cfg.augment.name,
         "epochs": len(history["val_accuracy"]),
@@ -141,6 +150,8 @@ def train(cfg: DictConfig) -> dict:
         "best_val_accuracy": max(history["val_accuracy"]),
         "best_epoch": history["val_accuracy"].index(max(history["val_accuracy"])) + 1,
         "final_val_accuracy": history["val_accuracy"][-1],
+        "setup_seconds": setup_seconds,
+        "seconds_to_val_accuracy": reached,
         "final_train_accuracy": history["accuracy"][-1],
         "test_accuracy": test.get("accuracy"),
         "test_loss": test.get("loss"),
@@ -155,6 +166,7 @@ def train(cfg: DictConfig) -> dict:
         "fast_dev_run": bool(cfg.trainer.fast_dev_run),
         "seed": cfg.seed,
         "peak_rss_mb": peak_rss_mb(),
+        "run_seconds": time.perf_counter() - started,
         "versions": package_versions(),
     }
     write_json(out / "metrics.json", metrics)

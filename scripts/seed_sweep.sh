@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Re-run one experiment with other seeds (a Hydra multirun) and collect the results.
+#   scripts/seed_sweep.sh EXPERIMENT SEEDS      e.g. scripts/seed_sweep.sh model2 1,2
+# Needs CATDOG_DATA (and CATDOG_WEIGHTS for model4), as scripts/reproduce_tutorial.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+exp=$1
+seeds=$2
+runs=outputs/seeds/$exp
+results=results/seeds/$exp
+python -m catdog.train -m experiment="$exp" seed="$seeds" trainer.verbose=2 hydra.sweep.dir="$runs"
+for job in "$runs"/*/; do
+  mkdir -p "$results/$(basename "$job")/.hydra"
+  cp "$job"{metrics.json,history.csv,accuracy.png,config.yaml} "$results/$(basename "$job")/"
+  cp "$job".hydra/config.yaml "$results/$(basename "$job")/.hydra/"
+done
+python -m catdog.report "$results" > /dev/null
+echo "report: $results/report.md"
