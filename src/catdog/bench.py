@@ -55,6 +55,7 @@ def peer_comparison(experiment, cfg, out: Path) -> dict:
     run_dir = out / "catdog" / experiment
     overrides = [f"experiment={experiment}", f"backend={peer_cfg.backend}", f"trainer.max_epochs={peer_cfg.epochs}",
                  f"dataset.root={peer_cfg.data_root}", "trainer.verbose=0", f"hydra.run.dir={run_dir}",
+                 f"paths.cache_dir={out / 'cache'}",  # cold at the start of the bench, then shared like a sweep's
                  *peer_cfg.overrides]
     result, catdog_wall = _run([sys.executable, "-m", "catdog.train", *overrides],
                                env={**os.environ, "CATDOG_WEIGHTS": peer_cfg.weights})
