@@ -1,8 +1,21 @@
 """Error analysis of a trained classifier: confusion matrix and the most confidently wrong images."""
 
+import keras
 import numpy as np
 
 from catdog.plots import plt
+
+
+def analyse_validation(network, loader, images, labels, class_names, out):
+    """confusion.png and mistakes.png in `out` for `network` on `loader` (the validation images, in order).
+
+    Returns the confusion matrix as lists and the indices of the most confident mistakes.
+    """
+    probabilities = keras.ops.convert_to_numpy(keras.ops.softmax(network.predict(loader, verbose=0), axis=-1))
+    labels = labels[: len(probabilities)]
+    matrix = confusion_matrix(labels, probabilities.argmax(axis=-1), len(class_names))
+    plot_confusion(matrix, class_names, out / "confusion.png")
+    return matrix.tolist(), plot_confident_mistakes(images, labels, probabilities, class_names, out / "mistakes.png")
 
 
 def confusion_matrix(labels, predicted, num_classes) -> np.ndarray:

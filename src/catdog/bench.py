@@ -141,9 +141,7 @@ def bench(cfg: DictConfig) -> dict:
     return result
 
 
-@hydra_entry("bench")
-def main(cfg: DictConfig):
-    return bench(cfg)
+main = hydra_entry("bench")(bench)
 
 
 if __name__ == "__main__":

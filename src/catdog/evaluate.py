@@ -47,9 +47,7 @@ def evaluate(cfg: DictConfig) -> dict:
     return result
 
 
-@hydra_entry("evaluate")
-def main(cfg: DictConfig):
-    return evaluate(cfg)
+main = hydra_entry("evaluate")(evaluate)
 
 
 if __name__ == "__main__":

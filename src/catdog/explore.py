@@ -62,9 +62,7 @@ def explore(cfg: DictConfig) -> dict:
     return summary
 
 
-@hydra_entry("explore")
-def main(cfg: DictConfig):
-    return explore(cfg)
+main = hydra_entry("explore")(explore)
 
 
 if __name__ == "__main__":

@@ -36,9 +36,7 @@ def export(cfg: DictConfig) -> Path:
     return target
 
 
-@hydra_entry("export")
-def main(cfg: DictConfig):
-    return export(cfg)
+main = hydra_entry("export")(export)
 
 
 if __name__ == "__main__":

@@ -56,9 +56,7 @@ def predict(cfg: DictConfig) -> list[dict]:
     return rows
 
 
-@hydra_entry("predict")
-def main(cfg: DictConfig):
-    return predict(cfg)
+main = hydra_entry("predict")(predict)
 
 
 if __name__ == "__main__":

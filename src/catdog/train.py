@@ -1,9 +1,6 @@
 """`python -m catdog.train`: train one model; every output lands in the Hydra run directory."""
 
-import csv
-import itertools
 import logging
-import statistics
 import time
 from pathlib import Path
 
@@ -14,33 +11,10 @@ from omegaconf import DictConfig, OmegaConf
 from catdog.backend import use_backend
 from catdog.config import check_train_config
 from catdog.entry import hydra_entry, run_job_in_fresh_process
+from catdog.history import read_history, summarise
 from catdog.io import write_json, write_text
 
 log = logging.getLogger("catdog.train")
-
-
-def read_history(path: Path) -> dict:
-    """history.csv as {column: [float per epoch]}; an epoch repeated after a resume counts once (the last)."""
-    with open(path, newline="") as f:
-        rows = {int(r["epoch"]): r for r in csv.DictReader(f) if r.get("epoch", "").isdigit()}
-    ordered = [rows[e] for e in sorted(rows)]
-    return {key: [float(r[key]) for r in ordered] for key in ordered[0] if key != "epoch"} if ordered else {}
-
-
-def analyse_errors(module, data, datamodule, out: Path, limit_batches=None) -> dict:
-    """Confusion matrix and the most confidently misclassified validation images, as JSON-ready data and PNGs."""
-    import keras
-
-    from catdog.analysis import confusion_matrix, plot_confident_mistakes, plot_confusion
-
-    probabilities = keras.ops.convert_to_numpy(
-        keras.ops.softmax(module.network.predict(data.val_dataloader(limit_batches), verbose=0), axis=-1))
-    images, labels = datamodule.arrays["val"]
-    labels = labels[: len(probabilities)]
-    matrix = confusion_matrix(labels, probabilities.argmax(axis=-1), len(datamodule.class_names))
-    plot_confusion(matrix, datamodule.class_names, out / "confusion.png")
-    mistakes = plot_confident_mistakes(images, labels, probabilities, datamodule.class_names, out / "mistakes.png")
-    return {"confusion_matrix": matrix.tolist(), "confident_mistakes": mistakes}
 
 
 def train(cfg: DictConfig) -> dict:
@@ -52,6 +26,7 @@ def train(cfg: DictConfig) -> dict:
     import keras
     from hydra.utils import instantiate
 
+    from catdog.analysis import analyse_validation
     from catdog.backend import active_backend, use_devices
     from catdog.data import ImageFolderDataModule
     from catdog.features import FeatureDataModule, frozen_split, unfreeze_top
@@ -103,9 +78,8 @@ def train(cfg: DictConfig) -> dict:
              datamodule.class_names, module.params_trainable, module.params_total)
 
     csv_path = out / "history.csv"
-    backup = next((c for c in callbacks if isinstance(c, keras.callbacks.BackupAndRestore)), None)
-    if backup is not None and Path(backup.backup_dir).is_dir():
-        log.info("Resuming from the backup in %s", backup.backup_dir)
+    if trainer.backup_callback and Path(trainer.backup_callback.backup_dir).is_dir():
+        log.info("Resuming from the backup in %s", trainer.backup_callback.backup_dir)
     elif csv_path.is_file():  # a finished run's history in a reused run directory: keep it aside
         csv_path.replace(csv_path.with_suffix(".csv.prev"))
     setup_seconds = time.perf_counter() - started
@@ -118,20 +92,16 @@ def train(cfg: DictConfig) -> dict:
         trainer.max_epochs += cfg.finetune.epochs
         fit = trainer.fit(module, data, augment=image_augment, initial_epoch=stage_one)
     history = read_history(csv_path) if csv_path.is_file() else fit.history
-    checkpoint = next((c for c in callbacks if isinstance(c, keras.callbacks.ModelCheckpoint)), None)
+    checkpoint = trainer.checkpoint_callback
     if checkpoint is not None:
         write_json(Path(checkpoint.filepath).parent / "classes.json", datamodule.class_names)
         if cfg.trainer.test_ckpt == "best" and Path(checkpoint.filepath).is_file():
             network.load_weights(checkpoint.filepath)
     test = trainer.test(module, data) if datamodule.num_images("test") else {}
 
-    errors = analyse_errors(module, data, datamodule, out, trainer.limits["val"])
+    matrix, mistakes = analyse_validation(module.network, data.val_dataloader(trainer.limits["val"]),
+                                          *datamodule.arrays["val"], datamodule.class_names, out)
     counts = datamodule.label_counts("train")
-    epoch_seconds, train_seconds = history.get("epoch_seconds", []), history.get("train_seconds", [])
-    steady = train_seconds[1:] or train_seconds
-    elapsed = [setup_seconds + s for s in itertools.accumulate(epoch_seconds)]
-    reached = {str(t): next((s for s, v in zip(elapsed, history["val_accuracy"]) if v >= t), None)
-               for t in (0.9, 0.95, 0.97)}
     metrics = {
         "experiment": cfg.experiment_name,
         "backend": active_backend(),
@@ -139,27 +109,18 @@ def train(cfg: DictConfig) -> dict:
         "precision": cfg.trainer.precision,
         "model": network.name,
         "augment": cfg.augment.name,
-        "epochs": len(history["val_accuracy"]),
         "params_total": module.params_total,
         "params_trainable": module.params_trainable,
         "feature_cache_views": feature_views,
         "finetune": OmegaConf.to_container(cfg.finetune) if cfg.finetune else None,
-        "epoch_seconds": epoch_seconds,
-        "median_epoch_seconds": statistics.median(epoch_seconds[1:] or epoch_seconds) if epoch_seconds else None,
-        "train_images_per_second": trainer.images_per_epoch(datamodule) / statistics.median(steady) if steady else None,
-        "best_val_accuracy": max(history["val_accuracy"]),
-        "best_epoch": history["val_accuracy"].index(max(history["val_accuracy"])) + 1,
-        "final_val_accuracy": history["val_accuracy"][-1],
-        "setup_seconds": setup_seconds,
-        "seconds_to_val_accuracy": reached,
-        "final_train_accuracy": history["accuracy"][-1],
+        **summarise(history, setup_seconds, trainer.images_per_epoch(datamodule)),
         "test_accuracy": test.get("accuracy"),
         "test_loss": test.get("loss"),
         "test_checkpoint": cfg.trainer.test_ckpt,
         "baseline_accuracy": max(counts.values()) / sum(counts.values()),
         "label_counts": counts,
-        "val_confusion_matrix": errors["confusion_matrix"],
-        "val_confident_mistakes": errors["confident_mistakes"],
+        "val_confusion_matrix": matrix,
+        "val_confident_mistakes": mistakes,
         "class_names": datamodule.class_names,
         "num_images": {s: datamodule.num_images(s) for s in ("train", "val", "test")},
         "skipped_images": datamodule.skipped,

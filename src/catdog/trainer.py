@@ -18,6 +18,14 @@ class Trainer:
         self.limits = {"train": limit_train_batches, "val": limit_val_batches, "test": limit_test_batches}
         self.verbose = verbose
 
+    @property
+    def checkpoint_callback(self):
+        return next((c for c in self.callbacks if isinstance(c, keras.callbacks.ModelCheckpoint)), None)
+
+    @property
+    def backup_callback(self):
+        return next((c for c in self.callbacks if isinstance(c, keras.callbacks.BackupAndRestore)), None)
+
     def images_per_epoch(self, datamodule) -> int:
         limit = self.limits["train"]
         n = datamodule.num_images("train")
