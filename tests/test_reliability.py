@@ -93,3 +93,19 @@ def test_evaluate_cli_refuses_lambda_checkpoint(tmp_path, tiny_data):
     result = run_cli("catdog.evaluate", f"ckpt_path={tmp_path / 'm.keras'}", f"data_dir={tiny_data / 'train'}",
                      f"hydra.run.dir={tmp_path / 'eval'}", timeout=120)
     assert result.returncode == 1 and "safe_mode=false" in result.stdout + result.stderr
+
+
+def test_json_is_replaced_atomically(tmp_path, monkeypatch):
+    from catdog import io
+
+    path = tmp_path / "metrics.json"
+    io.write_json(path, {"epochs": 1})
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(io.os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        io.write_json(path, {"epochs": 2})
+    assert json.loads(path.read_text()) == {"epochs": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
