@@ -27,7 +27,7 @@ def history_epochs(run):
 
 def test_kill_9_then_rerun_resumes_after_the_last_completed_epoch(tiny_data, tmp_path):
     run = tmp_path / "run"
-    args = ["catdog.train", "experiment=model1", f"dataset.root={tiny_data}", "dataset.image_size=[32,32]",
+    args = ["catdog.train", "experiment=model3", "augment=none", f"dataset.root={tiny_data}", "dataset.image_size=[32,32]",
             "dataset.batch_size=4", "trainer.max_epochs=6", "trainer.verbose=0", f"hydra.run.dir={run}",
             f"paths.cache_dir={tmp_path / 'cache'}",
             "+callbacks.sleep._target_=helpers.SleepAtEpochEnd", "+callbacks.sleep.seconds=1.5"]
@@ -49,6 +49,21 @@ def test_kill_9_then_rerun_resumes_after_the_last_completed_epoch(tiny_data, tmp
     assert metrics["epochs"] == 6 and len(metrics["epoch_seconds"]) == 6
     assert sorted(set(history_epochs(run))) == list(range(6))
     assert "Resuming from the backup" in (run / "train.log").read_text()
+
+    straight = tmp_path / "uninterrupted"
+    result = run_cli(*[a for a in args if not a.startswith(("hydra.run.dir", "+callbacks"))],
+                     f"hydra.run.dir={straight}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    reference = json.loads((straight / "metrics.json").read_text())
+    assert abs(metrics["best_val_accuracy"] - reference["best_val_accuracy"]) <= 0.15  # the stated tolerance
+
+
+def test_history_row_cut_by_a_kill_is_ignored(tmp_path):
+    from catdog.history import read_history
+
+    path = tmp_path / "history.csv"
+    path.write_text("epoch,accuracy,val_accuracy\n0,0.5,0.6\n1,0.7,0.7\n1,0.8,0.75\n2,0.9,\n")
+    assert read_history(path) == {"accuracy": [0.5, 0.8], "val_accuracy": [0.6, 0.75]}
 
 
 def tiny_model():

@@ -11,7 +11,8 @@ THRESHOLDS = (0.9, 0.95, 0.97)
 def read_history(path: Path) -> dict:
     """history.csv as {column: [float per epoch]}; an epoch repeated after a resume counts once (the last)."""
     with open(path, newline="") as f:
-        rows = {int(r["epoch"]): r for r in csv.DictReader(f) if r.get("epoch", "").isdigit()}
+        rows = {int(r["epoch"]): r for r in csv.DictReader(f)  # a row cut by a kill has empty cells: skip it
+                if (r.get("epoch") or "").isdigit() and all(v not in (None, "") for v in r.values())}
     ordered = [rows[e] for e in sorted(rows)]
     return {key: [float(r[key]) for r in ordered] for key in ordered[0] if key != "epoch"} if ordered else {}
 
