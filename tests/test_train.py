@@ -154,3 +154,24 @@ def test_more_devices_than_visible_is_a_clear_error(tiny_data, tmp_path):
     result = run_cli("catdog.train", *small_run(tiny_data, "experiment=model1"), "backend=jax", "trainer.devices=3",
                      f"hydra.run.dir={tmp_path}", timeout=300)
     assert result.returncode == 1 and "xla_force_host_platform_device_count=3" in result.stdout + result.stderr
+
+
+def test_trainer_fit_validate_test_over_a_module_and_datamodule(tiny_data):
+    import keras
+
+    from catdog.data import ImageFolderDataModule
+    from catdog.models import build_model
+    from catdog.module import ClassifierModule
+    from catdog.trainer import Trainer
+
+    datamodule = ImageFolderDataModule(root=str(tiny_data), image_size=(32, 32), batch_size=4)
+    datamodule.setup()
+    module = ClassifierModule(build_model("cnn_small", (32, 32, 3), 2), keras.optimizers.Adam(),
+                              keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    trainer = Trainer(max_epochs=2, limit_val_batches=2, verbose=0)
+    history = trainer.fit(module, datamodule)
+    assert len(history.history["val_accuracy"]) == 2
+    val, test = trainer.validate(module, datamodule), trainer.test(module, datamodule)
+    assert val["accuracy"] == pytest.approx(history.history["val_accuracy"][-1])
+    assert set(test) >= {"accuracy", "loss"}
+    assert module.params_total == 29_154  # cnn_small at 32x32: the Flatten shrinks with the image
