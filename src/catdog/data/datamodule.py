@@ -80,7 +80,7 @@ class ImageFolderDataModule:
             self.arrays[name] = self._decode(name, folder)
         if not len(self.arrays["train"][0]) or not len(self.arrays["val"][0]):
             raise CatdogError(f"{root} has no readable training or validation images.")
-        log.info("Data %s: %s", root, {k: len(v[1]) for k, v in self.arrays.items()})
+        log.info("Data %s (%s): %s", self.name, root, {k: len(v[1]) for k, v in self.arrays.items()})
 
     def _decode(self, name: str, folder: ImageFolder):
         images, good, bad = cached_decode(folder.paths, self.image_size, self.max_image_pixels, self.cache_dir)

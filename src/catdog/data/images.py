@@ -3,7 +3,7 @@
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +23,6 @@ class ImageFolder:
     paths: list[str]
     labels: np.ndarray
     class_names: list[str]
-    ignored: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -62,7 +61,7 @@ def list_image_folder(directory, class_names=None) -> ImageFolder:
         labels += [label] * len(images)
     if ignored:
         log.warning("Ignored %d file(s) that are not images: %s", len(ignored), ", ".join(ignored[:10]))
-    return ImageFolder(paths, np.asarray(labels, dtype="int32"), classes, ignored)
+    return ImageFolder(paths, np.asarray(labels, dtype="int32"), classes)
 
 
 def load_image(path, image_size, max_pixels=Image.MAX_IMAGE_PIXELS) -> np.ndarray:
