@@ -1,7 +1,6 @@
 import csv
 import json
 
-import pytest
 from PIL import Image
 
 from catdog.report import collect_runs, write_report

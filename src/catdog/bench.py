@@ -9,15 +9,12 @@ import sys
 import time
 from pathlib import Path
 
-import matplotlib
+from omegaconf import DictConfig
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
-
-from catdog.entry import hydra_entry  # noqa: E402
-from catdog.errors import CatdogError  # noqa: E402
-from catdog.io import write_json, write_text  # noqa: E402
+from catdog.entry import hydra_entry
+from catdog.errors import CatdogError
+from catdog.io import write_json, write_text
+from catdog.plots import plt
 
 log = logging.getLogger("catdog.bench")
 

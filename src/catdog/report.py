@@ -3,17 +3,12 @@
 import argparse
 import csv
 import json
-import logging
 import os
 from pathlib import Path
 
-import matplotlib
 import yaml
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-log = logging.getLogger("catdog.report")
+from catdog.plots import plt
 
 COLUMNS = ("experiment", "model", "augment", "backend", "seed", "epochs", "best_val_accuracy", "final_val_accuracy",
            "test_accuracy", "median_epoch_seconds", "train_images_per_second", "setup_seconds", "run_seconds",
