@@ -77,3 +77,15 @@ def test_optuna_preset_runs_trials_and_report_shows_the_best(tiny_data, tmp_path
     best = max(r["best_val_accuracy"] for r in runs)
     text = write_report(sweep).read_text()
     assert f"best value: {best}" in text and "trainer.optimizer.learning_rate" in text
+
+
+def test_bench_measures_each_model_and_backend_in_its_own_process(tmp_path):
+    out = tmp_path / "bench"
+    result = run_cli("catdog.bench", "models=[cnn_small]", "backends=[tensorflow,jax]", "steps=2", "warmup=1",
+                     "image_size=32", "peer.enabled=false", f"hydra.run.dir={out}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    steps = json.loads((out / "bench.json").read_text())["steps"]
+    assert [(r["model"], r["backend"]) for r in steps] == [("cnn_small", "tensorflow"), ("cnn_small", "jax")]
+    assert all(r["median_step_seconds"] > 0 and r["train_images_per_second"] > 0 for r in steps)
+    assert "| cnn_small | jax |" in (out / "bench.md").read_text()
+    assert Image.open(out / "bench.png").size[0] > 300
