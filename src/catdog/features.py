@@ -6,15 +6,12 @@ sub-model named "features" and a trainable one named "head" (see `catdog.models.
 
 import hashlib
 import json
-import logging
 import math
 
 import numpy as np
 
 from catdog.data.cache import cached_arrays
 from catdog.data.datamodule import array_pipeline
-
-log = logging.getLogger(__name__)
 
 
 def leaf_layers(model):
