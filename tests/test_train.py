@@ -54,7 +54,9 @@ def test_backend_is_chosen_per_process_and_recorded(tiny_data, tmp_path, backend
     result = run_cli("catdog.train", *small_run(tiny_data, "experiment=model1", "trainer.fast_dev_run=1"),
                      f"backend={backend}", f"hydra.run.dir={run}", f"paths.cache_dir={tmp_path / 'cache'}")
     assert result.returncode == 0, result.stderr[-2000:]
-    assert json.loads((run / "metrics.json").read_text())["backend"] == backend
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["backend"] == backend
+    assert ("--xla_cpu_experimental_ynn_fusion_type=" in metrics["xla_flags"]) == (backend == "jax")
 
 
 @pytest.mark.parametrize("override,message", [

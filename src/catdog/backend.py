@@ -9,8 +9,8 @@ from catdog.errors import CatdogError
 BACKENDS = ("jax", "tensorflow")
 
 
-def use_backend(name: str) -> None:
-    """Set KERAS_BACKEND; fails if Keras already runs on another backend in this process."""
+def use_backend(name: str, xla_flags: str | None = None) -> None:
+    """Set KERAS_BACKEND (and XLA_FLAGS); fails if Keras already runs on another backend in this process."""
     if name not in BACKENDS:
         raise CatdogError(f"backend={name!r} is not supported; choose one of {', '.join(BACKENDS)}.")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -24,6 +24,14 @@ def use_backend(name: str) -> None:
             )
         return
     os.environ["KERAS_BACKEND"] = name
+    if xla_flags:
+        os.environ["XLA_FLAGS"] = merge_flags(os.environ.get("XLA_FLAGS", ""), xla_flags)
+
+
+def merge_flags(current: str, extra: str) -> str:
+    """`current` plus each flag of `extra` whose name `current` does not already set."""
+    names = {flag.split("=", 1)[0] for flag in current.split()}
+    return " ".join([*current.split(), *(f for f in extra.split() if f.split("=", 1)[0] not in names)])
 
 
 def use_devices(count: int) -> None:

@@ -14,7 +14,7 @@ log = logging.getLogger("catdog.evaluate")
 
 
 def evaluate(cfg: DictConfig) -> dict:
-    use_backend(cfg.backend.name)
+    use_backend(**cfg.backend)
     from catdog.backend import active_backend
     from catdog.data.cache import cached_decode
     from catdog.data.images import list_image_folder

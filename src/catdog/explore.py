@@ -24,7 +24,7 @@ def augment_options(seed: int) -> dict:
 
 
 def explore(cfg: DictConfig) -> dict:
-    use_backend(cfg.backend.name)
+    use_backend(**cfg.backend)
     import keras
     from hydra.utils import instantiate
 

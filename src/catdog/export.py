@@ -19,7 +19,7 @@ SUFFIX = {"tf_saved_model": "", "onnx": ".onnx", "openvino": "", "litert": ".tfl
 def export(cfg: DictConfig) -> Path:
     if cfg.format not in SUFFIX:
         raise CatdogError(f"format={cfg.format!r}: choose one of {', '.join(SUFFIX)}.")
-    use_backend(cfg.backend.name)
+    use_backend(**cfg.backend)
     from catdog.inference import load_classifier
 
     model, classes = load_classifier(cfg.ckpt_path, cfg.safe_mode)

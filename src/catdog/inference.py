@@ -12,6 +12,8 @@ def load_classifier(ckpt_path, safe_mode=True):
     """A `.keras` checkpoint and its class names (from classes.json beside it, if present)."""
     import keras
 
+    import catdog.models.layers  # noqa: F401  (registers catdog's layers with Keras' deserializer)
+
     path = Path(ckpt_path).expanduser()
     if not path.is_file():
         raise CatdogError(f"ckpt_path={ckpt_path}: no such checkpoint file.")

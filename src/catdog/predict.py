@@ -30,7 +30,7 @@ def image_files(path) -> list[str]:
 
 
 def predict(cfg: DictConfig) -> list[dict]:
-    use_backend(cfg.backend.name)
+    use_backend(**cfg.backend)
     from catdog.data.images import decode_images
     from catdog.inference import load_classifier, predict_probabilities
 

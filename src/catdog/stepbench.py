@@ -5,10 +5,12 @@ catdog.bench runs it once per model x backend, each in a fresh process.
 
 import argparse
 import json
+import os
 import statistics
 import time
 
 import numpy as np
+import yaml
 
 from catdog.backend import use_backend
 
@@ -23,8 +25,8 @@ def _median_seconds(fn, steps):
 
 
 def measure(model, backend, steps=20, warmup=3, batch_size=32, image_size=160, jit_compile="auto",
-            precision="float32") -> dict:
-    use_backend(backend)
+            precision="float32", xla_flags=None, options=None) -> dict:
+    use_backend(backend, xla_flags)
     import keras
 
     from catdog.backend import active_backend
@@ -35,7 +37,7 @@ def measure(model, backend, steps=20, warmup=3, batch_size=32, image_size=160, j
     keras.utils.set_random_seed(0)
     keras.config.set_dtype_policy(precision)
     start = time.perf_counter()
-    options = {"weights": None} if model == "mobilenet" else {}
+    options = {**({"weights": None} if model == "mobilenet" else {}), **(options or {})}
     network = build_model(model, (image_size, image_size, 3), 2, **options)
     module = ClassifierModule(network, keras.optimizers.Adam(), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                               jit_compile=jit_compile)
@@ -55,6 +57,7 @@ def measure(model, backend, steps=20, warmup=3, batch_size=32, image_size=160, j
     infer = _median_seconds(lambda: network.predict_on_batch(x), steps)
     return {
         "model": model, "backend": active_backend(), "jit_compile": bool(network.jit_compile), "precision": precision,
+        "xla_flags": os.environ.get("XLA_FLAGS", ""), "options": options,
         "batch_size": batch_size, "image_size": image_size, "steps": steps,
         "build_compile_seconds": build_seconds, "first_step_seconds": first_step,
         "median_step_seconds": step, "train_images_per_second": batch_size / step,
@@ -72,10 +75,14 @@ def main(argv=None):
     parser.add_argument("--image-size", type=int, default=160)
     parser.add_argument("--jit-compile", default="auto", choices=["auto", "true", "false"])
     parser.add_argument("--precision", default="float32", choices=["float32", "mixed_bfloat16"])
+    parser.add_argument("--xla-flags", default=None, help="appended to XLA_FLAGS (conf/backend/<backend>.yaml)")
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                        help="a model builder option, e.g. fast_layers=false (value parsed as YAML)")
     args = parser.parse_args(argv)
+    options = {key: yaml.safe_load(value) for key, value in (o.split("=", 1) for o in args.option)}
     jit = {"auto": "auto", "true": True, "false": False}[args.jit_compile]
     print("STEPBENCH " + json.dumps(measure(args.model, args.backend, args.steps, args.warmup, args.batch_size,
-                                           args.image_size, jit, args.precision)))
+                                           args.image_size, jit, args.precision, args.xla_flags, options)))
 
 
 if __name__ == "__main__":

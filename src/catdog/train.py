@@ -1,6 +1,7 @@
 """`python -m catdog.train`: train one model; every output lands in the Hydra run directory."""
 
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -21,7 +22,7 @@ def train(cfg: DictConfig) -> dict:
     """Compose everything from `cfg`, fit, test, and write the run's outputs; returns metrics.json."""
     started = time.perf_counter()
     check_train_config(cfg)
-    use_backend(cfg.backend.name)
+    use_backend(**cfg.backend)
 
     import keras
     from hydra.utils import instantiate
@@ -105,6 +106,7 @@ def train(cfg: DictConfig) -> dict:
     metrics = {
         "experiment": cfg.experiment_name,
         "backend": active_backend(),
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "devices": cfg.trainer.devices,
         "precision": cfg.trainer.precision,
         "model": network.name,

@@ -6,6 +6,7 @@ import keras
 from keras import layers
 
 from catdog.errors import CatdogError
+from catdog.models.layers import with_fast_layers
 from catdog.models.registry import register_model
 
 BASE_NAME = "mobilenetv2_base"
@@ -25,8 +26,9 @@ def imagenet_weights_file(input_shape, alpha, weights_url) -> str:
         ) from exc
 
 
-def mobilenet_base(input_shape, weights="imagenet", alpha=1.0, weights_url=None):
-    """MobileNetV2 without its top, weights loaded from ImageNet, a file, or none."""
+def mobilenet_base(input_shape, weights="imagenet", alpha=1.0, weights_url=None, fast_layers=True):
+    """MobileNetV2 without its top, weights loaded from ImageNet, a file, or none; `fast_layers` swaps in
+    catdog's DepthwiseConv2D (models/layers.py), which is Keras' except on XLA:CPU."""
     if weights == "imagenet":
         weights = imagenet_weights_file(input_shape, alpha, weights_url)
     elif weights is not None and not Path(weights).expanduser().is_file():
@@ -40,19 +42,22 @@ def mobilenet_base(input_shape, weights="imagenet", alpha=1.0, weights_url=None)
             base.load_weights(str(Path(weights).expanduser()))
         except Exception as exc:
             raise CatdogError(f"model.weights={weights} does not fit MobileNetV2(alpha={alpha}): {exc}") from exc
+    if fast_layers:
+        base = with_fast_layers(base)
     base.name = BASE_NAME
     return base
 
 
 @register_model("mobilenet")
 def mobilenet(input_shape, num_classes, weights="imagenet", alpha=1.0, dropout=0.2, hidden_units=64,
-              weights_url="https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/"):
+              weights_url="https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/",
+              fast_layers=True):
     """model4 as head(features(x)): a frozen `features` model (preprocess_input scaling, the base in
     inference mode, GlobalMaxPooling2D) and a trainable `head` (Dropout, Dense(64, relu), Dense(classes)).
 
     A frozen `features` sub-model lets catdog train the head on cached features (`catdog.features`).
     """
-    base = mobilenet_base(input_shape, weights, alpha, weights_url)
+    base = mobilenet_base(input_shape, weights, alpha, weights_url, fast_layers)
     inputs = keras.Input(input_shape)
     x = layers.Rescaling(1 / 127.5, offset=-1, name="preprocess")(inputs)
     x = base(x, training=False)
