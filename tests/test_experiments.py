@@ -1,11 +1,13 @@
 import csv
 import json
 
+import pytest
+
 from PIL import Image
 
 from catdog.report import collect_runs, write_report
 
-from conftest import run_cli
+from conftest import SHARED, make_image_folders, run_cli
 
 
 def test_sweep_over_backends_runs_each_job_on_its_own_backend(tiny_data, tmp_path):
@@ -77,6 +79,23 @@ def test_optuna_preset_runs_trials_and_report_shows_the_best(tiny_data, tmp_path
     best = max(r["best_val_accuracy"] for r in runs)
     text = write_report(sweep).read_text()
     assert f"best value: {best}" in text and "trainer.optimizer.learning_rate" in text
+
+
+PEER = SHARED / "peer" / "seed_reference.py"
+
+
+@pytest.mark.skipif(not PEER.is_file(), reason="../shared/peer absent")
+def test_bench_runs_the_tutorials_code_then_catdog_on_each_backend(tmp_path):
+    data = make_image_folders(tmp_path / "data", train=16, val=80)  # the tutorial's test split needs 5 batches
+    out = tmp_path / "bench"
+    result = run_cli("catdog.bench", "models=[]", "peer.experiments=[model1]", "peer.epochs=1", f"peer.script={PEER}",
+                     f"peer.data_root={data}", "peer.weights=unused.weights.h5", f"hydra.run.dir={out}",
+                     timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = json.loads((out / "bench.json").read_text())["peer"]
+    assert [(r["experiment"], r["catdog_backend"]) for r in rows] == [("model1", "tensorflow"), ("model1", "jax")]
+    assert rows[0]["peer_wall_seconds"] == rows[1]["peer_wall_seconds"] > 0
+    assert all(r["catdog_wall_seconds"] > 0 and 0 <= r["catdog_best_val_accuracy"] <= 1 for r in rows)
 
 
 def test_bench_measures_each_model_and_backend_in_its_own_process(tmp_path):

@@ -37,8 +37,9 @@ def step_benchmark(model, backend, cfg) -> dict:
     return json.loads(line.removeprefix("STEPBENCH "))
 
 
-def peer_comparison(experiment, cfg, out: Path) -> dict:
-    """The same experiment, same epochs and data, by the peer script and by catdog.train, one after the other."""
+def peer_comparison(experiment, cfg, out: Path) -> list[dict]:
+    """The same experiment, same epochs and data, by the peer script, then by catdog.train on each of
+    `peer.backends`, one after the other; one row per backend against the same peer run."""
     peer_cfg = cfg.peer
     n = experiment.removeprefix("model")
     peer_dir = out / "peer" / experiment
@@ -48,16 +49,21 @@ def peer_comparison(experiment, cfg, out: Path) -> dict:
     if result.returncode:
         raise CatdogError(f"peer {experiment} failed: {result.stderr[-1500:]}")
     peer = json.loads((peer_dir / "results.jsonl").read_text().splitlines()[-1])
+    return [_catdog_against(peer, peer_wall, experiment, backend, cfg, out) for backend in peer_cfg.backends]
 
-    run_dir = out / "catdog" / experiment
-    overrides = [f"experiment={experiment}", f"backend={peer_cfg.backend}", f"trainer.max_epochs={peer_cfg.epochs}",
+
+def _catdog_against(peer, peer_wall, experiment, backend, cfg, out: Path) -> dict:
+    peer_cfg = cfg.peer
+    run_dir = out / "catdog" / backend / experiment
+    overrides = [f"experiment={experiment}", f"backend={backend}", f"trainer.max_epochs={peer_cfg.epochs}",
                  f"dataset.root={peer_cfg.data_root}", "trainer.verbose=0", f"hydra.run.dir={run_dir}",
-                 f"paths.cache_dir={out / 'cache'}",  # cold at the start of the bench, then shared like a sweep's
+                 # cold at the start of the bench, then shared by one backend's runs like a sweep's
+                 f"paths.cache_dir={out / ('cache-' + backend)}",
                  *peer_cfg.overrides]
     result, catdog_wall = _run([sys.executable, "-m", "catdog.train", *overrides],
                                env={**os.environ, "CATDOG_WEIGHTS": peer_cfg.weights})
     if result.returncode:
-        raise CatdogError(f"catdog {experiment} failed: {result.stderr[-1500:]}")
+        raise CatdogError(f"catdog {experiment} on {backend} failed: {result.stderr[-1500:]}")
     ours = json.loads((run_dir / "metrics.json").read_text())
     ours_epoch = statistics.median(ours["epoch_seconds"])
     return {
@@ -85,28 +91,32 @@ def _table(rows, columns) -> str:
     return "\n".join(lines + ["| " + " | ".join(cell(r[c]) for c in columns) + " |" for r in rows]) + "\n"
 
 
-def plot(steps, peers, path) -> None:
-    panels = 2 if peers else 1
-    fig, axes = plt.subplots(1, panels, figsize=(6.5 * panels, 4), squeeze=False)
-    models = list(dict.fromkeys(r["model"] for r in steps))
-    backends = list(dict.fromkeys(r["backend"] for r in steps))
-    width = 0.8 / len(backends)
-    ax = axes[0][0]
-    for i, backend in enumerate(backends):
-        values = [next(r["train_images_per_second"] for r in steps if (r["model"], r["backend"]) == (m, backend))
-                  for m in models]
-        ax.bar([x + i * width for x in range(len(models))], values, width, label=backend)
-    ax.set_xticks([x + width * (len(backends) - 1) / 2 for x in range(len(models))], models)
-    ax.set(ylabel="training images / s (median step)", title="backend comparison")
+def _grouped_bars(ax, series: dict, ylabel: str, title: str) -> None:
+    """series: {bar label: {group: value}}; one group of bars per group name."""
+    groups = list(dict.fromkeys(g for values in series.values() for g in values))
+    width = 0.8 / max(len(series), 1)
+    for i, (label, values) in enumerate(series.items()):
+        ax.bar([x + i * width for x in range(len(groups))], [values.get(g, 0) for g in groups], width, label=label)
+    ax.set_xticks([x + width * (len(series) - 1) / 2 for x in range(len(groups))], groups)
+    ax.set(ylabel=ylabel, title=title)
     ax.legend()
+
+
+def plot(steps, peers, path) -> None:
+    panels = [p for p in (steps, peers) if p]
+    fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(6.5 * max(len(panels), 1), 4), squeeze=False)
+    axes = iter(axes[0])
+    if steps:
+        series = {}
+        for r in steps:
+            series.setdefault(r["backend"], {})[r["model"]] = r["train_images_per_second"]
+        _grouped_bars(next(axes), series, "training images / s (median step)", "backend comparison")
     if peers:
-        ax = axes[0][1]
-        names = [p["experiment"] for p in peers]
-        ax.bar([x - 0.2 for x in range(len(names))], [p["peer_wall_seconds"] for p in peers], 0.4, label="peer")
-        ax.bar([x + 0.2 for x in range(len(names))], [p["catdog_wall_seconds"] for p in peers], 0.4, label="catdog")
-        ax.set_xticks(range(len(names)), names)
-        ax.set(ylabel=f"wall seconds ({peers[0]['epochs']} epochs, whole process)", title="catdog vs tutorial")
-        ax.legend()
+        series = {"tutorial's code": {p["experiment"]: p["peer_wall_seconds"] for p in peers}}
+        for p in peers:
+            series.setdefault(f"catdog ({p['catdog_backend']})", {})[p["experiment"]] = p["catdog_wall_seconds"]
+        _grouped_bars(next(axes), series, f"wall seconds ({peers[0]['epochs']} epochs, whole process)",
+                      "catdog vs tutorial")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
@@ -125,8 +135,10 @@ def bench(cfg: DictConfig) -> dict:
             raise CatdogError("The peer comparison needs peer.script, peer.data_root and peer.weights "
                               "(or CATDOG_DATA and CATDOG_WEIGHTS); set peer.enabled=false to skip it.")
         for experiment in cfg.peer.experiments:
-            peers.append(peer_comparison(experiment, cfg, out))
-            log.info("%s: catdog %.2fx faster than the peer (wall)", experiment, peers[-1]["wall_speedup"])
+            for row in peer_comparison(experiment, cfg, out):
+                peers.append(row)
+                log.info("%s on %s: catdog %.2fx faster than the peer (wall)", experiment, row["catdog_backend"],
+                         row["wall_speedup"])
     result = {"steps": steps, "peer": peers}
     write_json(out / "bench.json", result)
     text = "# catdog.bench\n\n## Step times (fresh process per row)\n\n" + _table(steps, STEP_COLUMNS)
