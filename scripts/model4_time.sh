@@ -1,20 +1,24 @@
 #!/usr/bin/env bash
-# model4 (TensorFlow) twice: with an empty cache (decode + features computed) and again with it warm;
+# model4 twice on one backend: with an empty cache (decode + features computed) and again with it warm;
 # collects metrics.json (setup_seconds, seconds_to_val_accuracy, run_seconds) and the whole process's
-# wall seconds into results/model4_time/. Needs CATDOG_DATA and CATDOG_WEIGHTS; run it alone.
+# wall seconds into results/model4_time/<backend>/. Needs CATDOG_DATA and CATDOG_WEIGHTS; run it alone.
+#   scripts/model4_time.sh [BACKEND=tensorflow]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cache=outputs/model4_time/cache
-rm -rf outputs/model4_time results/model4_time
+backend=${1:-tensorflow}
+runs=outputs/model4_time/$backend
+results=results/model4_time/$backend
+rm -rf "$runs" "$results"
 for state in cold warm; do
-  run=outputs/model4_time/$state
+  run=$runs/$state
   start=$(date +%s.%N)
-  python -m catdog.train experiment=model4 trainer.verbose=0 paths.cache_dir="$cache" hydra.run.dir="$run"
+  python -m catdog.train experiment=model4 backend="$backend" trainer.verbose=0 paths.cache_dir="$runs/cache" \
+    hydra.run.dir="$run"
   end=$(date +%s.%N)
-  mkdir -p "results/model4_time/$state/.hydra"
-  cp "$run"/{metrics.json,history.csv,accuracy.png} "results/model4_time/$state/"
-  cp "$run/.hydra/config.yaml" "results/model4_time/$state/.hydra/"
-  python -c "print(round($end - $start, 1))" > "results/model4_time/$state/wall_seconds.txt"
+  mkdir -p "$results/$state/.hydra"
+  cp "$run"/{metrics.json,history.csv,accuracy.png} "$results/$state/"
+  cp "$run/.hydra/config.yaml" "$results/$state/.hydra/"
+  python -c "print(round($end - $start, 1))" > "$results/$state/wall_seconds.txt"
 done
-python -m catdog.report results/model4_time > /dev/null
-echo "report: results/model4_time/report.md"
+python -m catdog.report "$results" > /dev/null
+echo "report: $results/report.md"
