@@ -60,6 +60,7 @@ def test_augmented_views_are_cached_and_reused(compose, tmp_path, monkeypatch):
 
 
 def test_finetune_preset_trains_the_top_of_the_backbone_and_keeps_batchnorm(compose, tmp_path):
+    assert list(compose(["experiment=model4_finetune"]).dataset.image_size) == [224, 224]  # the weights' own size
     data = make_image_folders(tmp_path / "data", train=16, val=10)
     cfg = compose([f"dataset.root={data}", "experiment=model4_finetune", "model.weights=null", "augment=none",
                    "dataset.image_size=[32,32]", "dataset.batch_size=4", "trainer.max_epochs=1", "trainer.verbose=0",
