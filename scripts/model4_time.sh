@@ -16,7 +16,7 @@ for state in cold warm; do
     hydra.run.dir="$run"
   end=$(date +%s.%N)
   mkdir -p "$results/$state/.hydra"
-  cp "$run"/{metrics.json,history.csv,accuracy.png} "$results/$state/"
+  cp "$run"/{metrics.json,history.csv,accuracy.png,train.log} "$results/$state/"
   cp "$run/.hydra/config.yaml" "$results/$state/.hydra/"
   python -c "print(round($end - $start, 1))" > "$results/$state/wall_seconds.txt"
 done
