@@ -1,8 +1,8 @@
 """Keras layers that compute what Keras' own do, through ops that are fast on XLA:CPU.
 
 On JAX with a CPU, XLA lowers the gradient of max pooling to select-and-scatter and depthwise
-convolutions to a grouped convolution; both run 10-60x slower than equivalent reshapes, slices and
-multiply-adds (measured in results/bench). The layers below take that route on JAX's CPU backend
+convolutions to grouped convolutions, several times slower than equivalent reshapes, slices and
+multiply-adds (results/jax_levers/ops.md). The layers below take that route on JAX's CPU backend
 and defer to Keras everywhere else; weights, configs and outputs are Keras' own.
 """
 
