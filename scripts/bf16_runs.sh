@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The tutorial's CNN experiments on TensorFlow under mixed_bfloat16 (AMX), 20 epochs each, collected with
+# their report into results/bf16/. Needs CATDOG_DATA; run it alone on the machine (about 10 minutes).
+#   scripts/bf16_runs.sh [EXPERIMENTS="model1 model2 model3"]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+experiments=${1:-model1 model2 model3}
+for exp in $experiments; do
+  run=outputs/bf16/$exp
+  rm -rf "$run"
+  python -m catdog.train experiment="$exp" trainer.precision=mixed_bfloat16 trainer.verbose=2 hydra.run.dir="$run"
+  mkdir -p "results/bf16/$exp/.hydra"
+  cp "$run"/{metrics.json,history.csv,accuracy.png,config.yaml} "results/bf16/$exp/"
+  cp "$run/.hydra/config.yaml" "results/bf16/$exp/.hydra/"
+done
+python -m catdog.report results/bf16 > /dev/null
+echo "report: results/bf16/report.md"
