@@ -57,6 +57,8 @@ def test_backend_is_chosen_per_process_and_recorded(tiny_data, tmp_path, backend
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["backend"] == backend
     assert ("--xla_cpu_experimental_ynn_fusion_type=" in metrics["xla_flags"]) == (backend == "jax")
+    compiled = tmp_path / "cache" / "jax-compilation"
+    assert (backend == "jax") == (metrics["jax_compilation_cache_dir"] == str(compiled)) == any(compiled.glob("*"))
 
 
 @pytest.mark.parametrize("override,message", [

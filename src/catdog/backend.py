@@ -9,8 +9,9 @@ from catdog.errors import CatdogError
 BACKENDS = ("jax", "tensorflow")
 
 
-def use_backend(name: str, xla_flags: str | None = None) -> None:
-    """Set KERAS_BACKEND (and XLA_FLAGS); fails if Keras already runs on another backend in this process."""
+def use_backend(name: str, xla_flags: str | None = None, compilation_cache_dir: str | None = None) -> None:
+    """Set KERAS_BACKEND, XLA_FLAGS and JAX's persistent compilation cache (values already in the
+    environment win); fails if Keras already runs on another backend in this process."""
     if name not in BACKENDS:
         raise CatdogError(f"backend={name!r} is not supported; choose one of {', '.join(BACKENDS)}.")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -26,6 +27,10 @@ def use_backend(name: str, xla_flags: str | None = None) -> None:
     os.environ["KERAS_BACKEND"] = name
     if xla_flags:
         os.environ["XLA_FLAGS"] = merge_flags(os.environ.get("XLA_FLAGS", ""), xla_flags)
+    if compilation_cache_dir:
+        os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(compilation_cache_dir))
+        # JAX caches only compilations over 1 s by default; the many small ones add up too.
+        os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
 
 def merge_flags(current: str, extra: str) -> str:

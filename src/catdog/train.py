@@ -107,6 +107,7 @@ def train(cfg: DictConfig) -> dict:
         "experiment": cfg.experiment_name,
         "backend": active_backend(),
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "jax_compilation_cache_dir": os.environ.get("JAX_COMPILATION_CACHE_DIR"),
         "devices": cfg.trainer.devices,
         "precision": cfg.trainer.precision,
         "model": network.name,
