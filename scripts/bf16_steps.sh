@@ -3,13 +3,14 @@
 # row: results/jax_levers/bf16.jsonl. Run it alone on the machine (about 3 minutes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+flags=$(python -c "import yaml; print(yaml.safe_load(open('conf/backend/jax.yaml'))['xla_flags'])")
 out=results/jax_levers/bf16.jsonl
 : > "$out"
 for backend in tensorflow jax; do
-  flags=$([ "$backend" = jax ] && echo --xla_cpu_experimental_ynn_fusion_type= || true)
+  xla=$([ "$backend" = jax ] && echo "$flags" || true)
   for precision in float32 mixed_bfloat16; do
     env -u XLA_FLAGS python -m catdog.stepbench --model cnn_small --backend "$backend" --precision "$precision" \
-      --steps 10 --xla-flags="$flags" | sed -n 's/^STEPBENCH //p' >> "$out"
+      --steps 10 --xla-flags="$xla" | sed -n 's/^STEPBENCH //p' >> "$out"
   done
 done
 python -c "

@@ -4,10 +4,10 @@
 # Writes results/jax_levers/{levers.jsonl,levers.md}. Run it alone on the machine (about 15 minutes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+flags=$(python -c "import yaml; print(yaml.safe_load(open('conf/backend/jax.yaml'))['xla_flags'])")
 out=results/jax_levers
 mkdir -p "$out"
 : > "$out/levers.jsonl"
-flags=--xla_cpu_experimental_ynn_fusion_type=
 steps=${LEVER_STEPS:-10}
 for model in cnn_small cnn cnn_scaled mobilenet; do
   for setting in "tensorflow||true" "jax||false" "jax|$flags|false" "jax||true" "jax|$flags|true"; do

@@ -67,8 +67,10 @@ def measure():
         g = jnp.asarray(rng.normal(size=conv(x, w).shape), jnp.float32)
         shape = f"{b}x{h}x{h}x{c} -> {f}"
         row("conv3x3 forward", shape, "xla", ms(jax.jit(conv), x, w))
-        row("conv3x3 weight grad", shape, "xla", ms(jax.jit(lambda x, w, g: jax.vjp(lambda w: conv(x, w), w)[1](g)[0]), x, w, g))
-        row("conv3x3 input grad", shape, "xla", ms(jax.jit(lambda x, w, g: jax.vjp(lambda x: conv(x, w), x)[1](g)[0]), x, w, g))
+        weight_grad = jax.jit(lambda x, w, g: jax.vjp(lambda w: conv(x, w), w)[1](g)[0])
+        input_grad = jax.jit(lambda x, w, g: jax.vjp(lambda x: conv(x, w), x)[1](g)[0])
+        row("conv3x3 weight grad", shape, "xla", ms(weight_grad, x, w, g))
+        row("conv3x3 input grad", shape, "xla", ms(input_grad, x, w, g))
     x = jnp.asarray(rng.normal(size=(32, 158, 158, 32)), jnp.float32)
     for name, pool in (("reduce_window", pool_window), ("reshape+max", pool_reshape)):
         row("maxpool2 forward+grad", "32x158x158x32", name, ms(jax.jit(jax.grad(lambda x: (pool(x) ** 2).sum())), x))

@@ -1,6 +1,7 @@
 """`python tests/fast_layers_check.py`: catdog's fast layers vs Keras' own, in this process's backend.
 
-Prints one line per case, `CASE <name> <max abs (MobileNetV2: relative) difference>`; the test runs it on JAX in a subprocess.
+Prints one line per case, `CASE <name> <max abs (MobileNetV2: relative) difference>`; the test runs it on
+JAX in a subprocess.
 """
 
 import keras

@@ -39,8 +39,8 @@ def measure(model, backend, steps=20, warmup=3, batch_size=32, image_size=160, j
     start = time.perf_counter()
     options = {**({"weights": None} if model == "mobilenet" else {}), **(options or {})}
     network = build_model(model, (image_size, image_size, 3), 2, **options)
-    module = ClassifierModule(network, keras.optimizers.Adam(), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                              jit_compile=jit_compile)
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    module = ClassifierModule(network, keras.optimizers.Adam(), loss, jit_compile=jit_compile)
     module.compile()
     build_seconds = time.perf_counter() - start
 
