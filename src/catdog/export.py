@@ -4,6 +4,7 @@ import logging
 import shutil
 from pathlib import Path
 
+import numpy as np
 from omegaconf import DictConfig
 
 from catdog.backend import use_backend
@@ -13,22 +14,28 @@ from catdog.io import write_json
 
 log = logging.getLogger("catdog.export")
 
-SUFFIX = {"tf_saved_model": "", "onnx": ".onnx", "openvino": "", "litert": ".tflite"}
+SUFFIX = {"tf_saved_model": "", "onnx": ".onnx", "openvino": ".xml", "litert": ".tflite"}
+# Keras' LiteRT export goes through TensorFlow Lite; OpenVINO cannot convert JAX's XlaCallModule
+BACKENDS = {"litert": ("tensorflow",), "openvino": ("tensorflow",)}
 
 
 def export(cfg: DictConfig) -> Path:
     if cfg.format not in SUFFIX:
         raise CatdogError(f"format={cfg.format!r}: choose one of {', '.join(SUFFIX)}.")
+    if cfg.backend.name not in BACKENDS.get(cfg.format, (cfg.backend.name,)):
+        raise CatdogError(f"format={cfg.format} needs backend={' or '.join(BACKENDS[cfg.format])}.")
     use_backend(**cfg.backend)
     from catdog.inference import load_classifier
 
     model, classes = load_classifier(cfg.ckpt_path, cfg.safe_mode)
+    model(np.zeros((1, *model.input_shape[1:]), "float32"))  # ONNX export traces a model that has been called
     out = Path(cfg.paths.output_dir)
     target = out / f"{model.name}_{cfg.format}{SUFFIX[cfg.format]}"
     try:
         model.export(str(target), format=cfg.format, verbose=False)
     except ImportError as exc:
-        raise CatdogError(f"format={cfg.format} needs a package that is not installed: {exc}") from exc
+        raise CatdogError(f"format={cfg.format} needs a package that is not installed "
+                          f"(pip install 'catdog[export]'): {exc}") from exc
     if classes:
         write_json(out / "classes.json", classes)
     shutil.copy(cfg.ckpt_path, out / "model.keras")
