@@ -25,23 +25,29 @@ def history_epochs(run):
         return [int(r["epoch"]) for r in csv.DictReader(f)]
 
 
+def kill_after_epochs(args, run, epochs):
+    """Start `python -m args`, SIGKILL it once history.csv holds `epochs` rows; returns those epochs."""
+    env = {**os.environ, "PYTHONPATH": str(TESTS)}
+    env.pop("KERAS_BACKEND", None)
+    proc = subprocess.Popen([sys.executable, "-m", *args], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while time.time() < deadline and not ((run / "history.csv").is_file() and len(history_epochs(run)) >= epochs):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (run / "metrics.json").exists()
+    return history_epochs(run)
+
+
 def test_kill_9_then_rerun_resumes_after_the_last_completed_epoch(tiny_data, tmp_path):
     run = tmp_path / "run"
     args = ["catdog.train", "experiment=model3", "augment=none", f"dataset.root={tiny_data}", "dataset.image_size=[32,32]",
             "dataset.batch_size=4", "trainer.max_epochs=6", "trainer.verbose=0", f"hydra.run.dir={run}",
             f"paths.cache_dir={tmp_path / 'cache'}",
             "+callbacks.sleep._target_=helpers.SleepAtEpochEnd", "+callbacks.sleep.seconds=1.5"]
-    env = {**os.environ, "PYTHONPATH": str(TESTS)}
-    env.pop("KERAS_BACKEND", None)
-    proc = subprocess.Popen([sys.executable, "-m", *args], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.time() + 240
-    while time.time() < deadline and not ((run / "history.csv").is_file() and len(history_epochs(run)) >= 2):
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    done_before = history_epochs(run)
-    assert 2 <= len(done_before) < 6 and not (run / "metrics.json").exists()
+    done_before = kill_after_epochs(args, run, 2)
+    assert 2 <= len(done_before) < 6
 
     result = run_cli(*args, env={"PYTHONPATH": str(TESTS)})
     assert result.returncode == 0, result.stderr[-2000:]
@@ -56,6 +62,36 @@ def test_kill_9_then_rerun_resumes_after_the_last_completed_epoch(tiny_data, tmp
     assert result.returncode == 0, result.stderr[-2000:]
     reference = json.loads((straight / "metrics.json").read_text())
     assert abs(metrics["best_val_accuracy"] - reference["best_val_accuracy"]) <= 0.15  # the stated tolerance
+
+
+def test_fine_tuning_killed_in_its_second_stage_resumes_there(tiny_data, tmp_path):
+    run = tmp_path / "run"
+    args = ["catdog.train", "experiment=model4_finetune", "model.weights=null", "model.alpha=0.35",
+            f"dataset.root={tiny_data}", "dataset.image_size=[32,32]", "dataset.batch_size=4", "trainer.max_epochs=2",
+            "finetune.epochs=4", "finetune.unfreeze_layers=6", "trainer.verbose=0", f"hydra.run.dir={run}",
+            f"paths.cache_dir={tmp_path / 'cache'}",
+            "+callbacks.sleep._target_=helpers.SleepAtEpochEnd", "+callbacks.sleep.seconds=1.5"]
+    done_before = kill_after_epochs(args, run, 4)  # the backup of epoch 2, the first fine-tuning one, is done
+    assert 4 <= len(done_before) < 6 and (run / "backup" / "finetune").is_dir()
+
+    result = run_cli(*args, env={"PYTHONPATH": str(TESTS)})
+    assert result.returncode == 0, result.stderr[-2000:]
+    epochs = history_epochs(run)  # an epoch cut between its history row and its backup runs again
+    assert epochs[:3] == [0, 1, 2] and sorted(set(epochs[3:])) == [3, 4, 5], epochs
+    assert not (run / "backup").exists()
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["epochs"] == 6 and metrics["test_accuracy"] is not None
+
+
+def test_a_resumed_run_keeps_the_best_checkpoint_from_before_the_interruption(tmp_path):
+    x, y = np.zeros((4, 4), "float32"), np.zeros((4,), "int32")
+    model = tiny_model()
+    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    checkpoint = AtomicModelCheckpoint(str(tmp_path / "best.keras"), monitor="val_accuracy", mode="max",
+                                       save_best_only=True)
+    checkpoint.resumed_values = [0.5, 1.0, 0.75]  # val_accuracy here is 1.0 too: not an improvement
+    model.fit(x, y, validation_data=(x, y), epochs=1, callbacks=[checkpoint], verbose=0)
+    assert checkpoint.best == 1.0 and not (tmp_path / "best.keras").exists()
 
 
 def test_history_row_cut_by_a_kill_is_ignored(tmp_path):

@@ -1,4 +1,4 @@
-"""Keras callbacks catdog adds: an epoch timer and a checkpoint that is written atomically."""
+"""Keras callbacks catdog adds: an epoch timer, and a checkpoint and a backup that are written atomically."""
 
 import os
 import time
@@ -35,10 +35,20 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
 
     A kill while saving leaves the previous complete checkpoint, never a truncated one. `export_model`,
     when set, is saved instead of the model being fit (the whole image model while only its head trains
-    on cached features); it must share the trained layers.
+    on cached features); it must share the trained layers. `resumed_values` restores `best` on a resume.
     """
 
     export_model = None
+    resumed_values = ()  # the monitored values of the epochs before a resume
+
+    def on_train_begin(self, logs=None):
+        if self.resumed_values:  # a resumed run's first epoch must beat the best before the interruption
+            if self.monitor_op is None:
+                self._set_monitor_op()
+            for value in self.resumed_values:
+                if self._is_improvement(value, self.best):
+                    self.best = value
+            self.resumed_values = ()
 
     def _save_model(self, epoch, batch, logs):
         trained = self.model  # on JAX, reading .model syncs the trained state back into the layers
@@ -60,3 +70,22 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
         super()._save_model(epoch, batch, logs)
         if os.path.exists(self._partial_path):
             os.replace(self._partial_path, self._final_path)
+
+
+class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """`BackupAndRestore` that writes its files under hidden names and renames them over the old ones.
+
+    A kill while backing up leaves the previous epoch's backup (or none), never a truncated file that
+    would stop the rerun.
+    """
+
+    def _save_model(self):
+        final = self._weights_path, self._training_metadata_path
+        partial = [os.path.join(os.path.dirname(p), f".partial-{os.path.basename(p)}") for p in final]
+        self._weights_path, self._training_metadata_path = partial
+        try:
+            super()._save_model()
+        finally:
+            self._weights_path, self._training_metadata_path = final
+        for src, dst in zip(partial, final):  # weights first: a kill between leaves the older epoch number
+            os.replace(src, dst)

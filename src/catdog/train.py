@@ -29,6 +29,7 @@ def train(cfg: DictConfig) -> dict:
 
     from catdog.analysis import analyse_validation
     from catdog.backend import active_backend, use_devices
+    from catdog.callbacks import AtomicModelCheckpoint
     from catdog.data import ImageFolderDataModule
     from catdog.features import FeatureDataModule, frozen_split, unfreeze_top
     from catdog.models import build_model
@@ -81,17 +82,22 @@ def train(cfg: DictConfig) -> dict:
     csv_path = out / "history.csv"
     if trainer.backup_callback and Path(trainer.backup_callback.backup_dir).is_dir():
         log.info("Resuming from the backup in %s", trainer.backup_callback.backup_dir)
+        checkpoint = trainer.checkpoint_callback
+        if isinstance(checkpoint, AtomicModelCheckpoint) and csv_path.is_file():
+            checkpoint.resumed_values = read_history(csv_path).get(checkpoint.monitor, [])
     elif csv_path.is_file():  # a finished run's history in a reused run directory: keep it aside
         csv_path.replace(csv_path.with_suffix(".csv.prev"))
     setup_seconds = time.perf_counter() - started
-    fit = trainer.fit(module, data, augment=augment)
-    if cfg.finetune and split is not None:  # stage 2: the top of the backbone too, on images
+    finetune = bool(cfg.finetune) and split is not None
+    fit = trainer.fit(module, data, augment=augment, keep_backup=finetune)
+    if finetune:  # stage 2: the top of the backbone too, on images
         unfrozen = unfreeze_top(split[0], cfg.finetune.unfreeze_layers)
         log.info("Fine-tuning %d backbone layers at learning rate %g", unfrozen, cfg.finetune.learning_rate)
         module, data = make_module(network, learning_rate=cfg.finetune.learning_rate), datamodule
         stage_one = trainer.max_epochs
         trainer.max_epochs += cfg.finetune.epochs
-        fit = trainer.fit(module, data, augment=image_augment, initial_epoch=stage_one)
+        fit = trainer.fit(module, data, augment=image_augment, initial_epoch=stage_one, stage="finetune")
+        trainer.remove_backup()
     history = read_history(csv_path) if csv_path.is_file() else fit.history
     checkpoint = trainer.checkpoint_callback
     if checkpoint is not None:

@@ -1,5 +1,8 @@
 """The trainer: fit / validate / test over a module and a data module (Lightning's Trainer role)."""
 
+import os
+import shutil
+
 import keras
 
 from catdog.callbacks import AtomicModelCheckpoint
@@ -31,18 +34,37 @@ class Trainer:
         n = datamodule.num_images("train")
         return min(n, limit * datamodule.batch_size) if limit else n
 
-    def fit(self, module, datamodule, augment=None, initial_epoch=0) -> keras.callbacks.History:
+    def fit(self, module, datamodule, augment=None, initial_epoch=0, stage=None, keep_backup=False
+            ) -> keras.callbacks.History:
+        """Keras' fit. For a run of several stages (fine-tuning), `stage` names a later stage, backed up in
+        its own sub-folder, and `keep_backup` keeps an earlier stage's backup until `remove_backup`, so a
+        rerun replays the finished stages from their backups and resumes the interrupted one."""
         module.compile()
         for callback in self.callbacks:
             if isinstance(callback, AtomicModelCheckpoint):
                 callback.export_model = module.export_network
+        backup = self.backup_callback
+        callbacks = [self._stage_backup(stage, keep_backup) if c is backup else c for c in self.callbacks]
         return module.network.fit(
             datamodule.train_dataloader(augment=augment, limit_batches=self.limits["train"]),
             validation_data=datamodule.val_dataloader(limit_batches=self.limits["val"]),
             steps_per_epoch=datamodule.steps_per_epoch(self.limits["train"]),
-            epochs=self.max_epochs, initial_epoch=initial_epoch, callbacks=self.callbacks, verbose=self.verbose,
+            epochs=self.max_epochs, initial_epoch=initial_epoch, callbacks=callbacks, verbose=self.verbose,
             shuffle=False,  # the training pipeline reshuffles every epoch itself
         )
+
+    def _stage_backup(self, stage, keep):
+        backup = self.backup_callback
+        if stage is None and not keep:
+            return backup
+        return type(backup)(
+            os.path.join(backup.backup_dir, stage) if stage else backup.backup_dir, save_freq=backup.save_freq,
+            delete_checkpoint=backup.delete_checkpoint and not keep, double_checkpoint=backup.double_checkpoint)
+
+    def remove_backup(self) -> None:
+        """End a run of several stages: delete the kept backups, as a single stage's backup deletes itself."""
+        if self.backup_callback and self.backup_callback.delete_checkpoint:
+            shutil.rmtree(self.backup_callback.backup_dir, ignore_errors=True)
 
     def validate(self, module, datamodule) -> dict:
         loader = datamodule.val_dataloader(limit_batches=self.limits["val"])
