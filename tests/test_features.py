@@ -58,6 +58,9 @@ def test_augmented_views_are_cached_and_reused(compose, tmp_path, monkeypatch):
     train(compose(overrides))
     assert "features" not in calls  # the second run read every split from the cache
 
+    train(compose([*overrides, "model.pooling=avg"]))  # another features model: its own cache entries
+    assert "features" in calls and len(list((tmp_path / "cache").glob("features-train-*.npz"))) == 2
+
 
 def test_finetune_preset_trains_the_top_of_the_backbone_and_keeps_batchnorm(compose, tmp_path):
     assert list(compose(["experiment=model4_finetune"]).dataset.image_size) == [224, 224]  # the weights' own size

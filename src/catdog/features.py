@@ -70,9 +70,10 @@ class FeatureDataModule:
         h = hashlib.sha256(self.images.arrays[split][0].tobytes())
         for w in self.features.weights:
             h.update(np.asarray(w.numpy()).tobytes())
-        layers = [{k: v for k, v in layer.get_config().items() if k != "name"}  # names count up per process
-                  for layer in (augment.layers if augment is not None else [])]
-        h.update(json.dumps([views, self.seed, layers], default=str, sort_keys=True).encode())
+        augment_layers = list(augment.layers) if augment is not None else []
+        configs = [[type(layer).__name__, {k: v for k, v in layer.get_config().items() if k != "name"}]
+                   for layer in [*leaf_layers(self.features), *augment_layers]]  # names count up per process
+        h.update(json.dumps([views, self.seed, configs], default=str, sort_keys=True).encode())
         return h.hexdigest()[:24]
 
     def _features(self, split, views, augment):
