@@ -48,3 +48,16 @@ def test_shared_imagenet_weights_load():
     base = model.get_layer("features").get_layer("mobilenetv2_base")
     assert not base.trainable
     assert np.abs(base.get_layer("Conv1").kernel.numpy()).sum() > 0
+
+
+def test_mobilenet_pooling_is_average_or_max():
+    import numpy as np
+
+    x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    pooled = {p: build_model("mobilenet", (32, 32, 3), 2, weights=None, alpha=0.35, pooling=p).get_layer("features")
+              for p in ("max", "avg")}
+    maps = pooled["avg"].get_layer("mobilenetv2_base")(pooled["avg"].get_layer("preprocess")(x))
+    np.testing.assert_allclose(pooled["avg"](x), np.mean(maps, axis=(1, 2)), rtol=1e-5, atol=1e-6)
+    assert type(pooled["max"].layers[-1]).__name__ == "GlobalMaxPooling2D"
+    with pytest.raises(CatdogError, match="model.pooling"):
+        build_model("mobilenet", (32, 32, 3), 2, weights=None, pooling="min")

@@ -48,12 +48,15 @@ def mobilenet_base(input_shape, weights="imagenet", alpha=1.0, weights_url=None,
     return base
 
 
+POOLING = {"max": layers.GlobalMaxPooling2D, "avg": layers.GlobalAveragePooling2D}
+
+
 @register_model("mobilenet")
 def mobilenet(input_shape, num_classes, weights="imagenet", alpha=1.0, dropout=0.2, hidden_units=64,
               weights_url="https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/",
-              fast_layers=True):
+              fast_layers=True, pooling="max"):
     """model4 as head(features(x)): a frozen `features` model (preprocess_input scaling, the base in
-    inference mode, GlobalMaxPooling2D) and a trainable `head` (Dropout, Dense(64, relu), Dense(classes)).
+    inference mode, global `pooling` max or avg) and a trainable `head` (Dropout, Dense(64, relu), Dense(classes)).
 
     A frozen `features` sub-model lets catdog train the head on cached features (`catdog.features`).
     """
@@ -61,7 +64,9 @@ def mobilenet(input_shape, num_classes, weights="imagenet", alpha=1.0, dropout=0
     inputs = keras.Input(input_shape)
     x = layers.Rescaling(1 / 127.5, offset=-1, name="preprocess")(inputs)
     x = base(x, training=False)
-    features = keras.Model(inputs, layers.GlobalMaxPooling2D()(x), name="features")
+    if pooling not in POOLING:
+        raise CatdogError(f"model.pooling={pooling!r}: choose one of {', '.join(POOLING)}.")
+    features = keras.Model(inputs, POOLING[pooling]()(x), name="features")
     features.trainable = False
     head = keras.Sequential([keras.Input(features.output_shape[1:]), layers.Dropout(dropout),
                              layers.Dense(hidden_units, activation="relu"), layers.Dense(num_classes)], name="head")
