@@ -23,8 +23,9 @@ def test_test_split_is_the_tutorials_size_and_disjoint_from_validation(tmp_path)
     assert not test & val and len(test | val) == 1000
 
 
-def test_pipelines_batch_shuffle_and_limit(tiny_data):
-    dm = datamodule(tiny_data)
+@pytest.mark.parametrize("loader", ["tf_data", "numpy"])
+def test_pipelines_batch_shuffle_and_limit(tiny_data, loader):
+    dm = datamodule(tiny_data, loader=loader)
     dm.setup()
     assert dm.class_names == ["cats", "dogs"] and dm.label_counts() == {"cats": 12, "dogs": 12}
     x, y = next(iter(dm.train_dataloader()))
@@ -33,6 +34,21 @@ def test_pipelines_batch_shuffle_and_limit(tiny_data):
     first = [np.asarray(y) for _, y in dm.train_dataloader()]
     second = [np.asarray(y) for _, y in dm.train_dataloader()]
     assert sorted(np.concatenate(first)) == sorted(np.concatenate(second))
+    assert [len(y) for _, y in dm.val_dataloader()] == [4, 4, 4, 4]  # 20 images, 4 of them test
+
+
+def test_numpy_batches_are_the_tf_data_batches_and_reshuffle_each_epoch(tiny_data):
+    plain = {loader: datamodule(tiny_data, loader=loader) for loader in ("tf_data", "numpy")}
+    for dm in plain.values():
+        dm.setup()
+    expected, got = ([(np.asarray(x), np.asarray(y)) for x, y in plain[k].val_dataloader()] for k in plain)
+    assert all(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) for a, b in zip(expected, got))
+    loader = plain["numpy"].train_dataloader()
+    first = np.concatenate([y for _, y in loader])
+    loader.on_epoch_end()  # Keras calls it after every epoch
+    second = np.concatenate([y for _, y in loader])
+    assert sorted(first) == sorted(second) and len(first) == 24
+    assert not np.array_equal(loader.order, np.arange(24))
 
 
 def test_decode_cache_is_reused(tiny_data, tmp_path, monkeypatch):

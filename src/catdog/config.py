@@ -35,6 +35,8 @@ def check_train_config(cfg: DictConfig) -> None:
         raise CatdogError(f"dataset.image_size={size!r}: must be [height, width], each at least 8.")
     if not 0 <= cfg.dataset.test_fraction < 1:
         raise CatdogError(f"dataset.test_fraction={cfg.dataset.test_fraction!r}: must be in [0, 1).")
+    if cfg.dataset.loader not in ("numpy", "tf_data"):
+        raise CatdogError(f"dataset.loader={cfg.dataset.loader!r}: must be numpy or tf_data.")
     if cfg.finetune is not None:
         for key in ("unfreeze_layers", "epochs"):
             if not isinstance(cfg.finetune[key], int) or cfg.finetune[key] < 1:

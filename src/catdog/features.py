@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from catdog.data.cache import cached_arrays
-from catdog.data.datamodule import array_pipeline
+from catdog.data.loaders import array_loader
 
 
 def leaf_layers(model):
@@ -73,7 +73,9 @@ class FeatureDataModule:
         augment_layers = list(augment.layers) if augment is not None else []
         configs = [[type(layer).__name__, {k: v for k, v in layer.get_config().items() if k != "name"}]
                    for layer in [*leaf_layers(self.features), *augment_layers]]  # names count up per process
-        h.update(json.dumps([views, self.seed, configs], default=str, sort_keys=True).encode())
+        # augmented views differ between tf.data (TensorFlow's kernels) and NumPy batches (the backend's)
+        loader = None if augment is None else self.images.loader
+        h.update(json.dumps([views, self.seed, configs, loader], default=str, sort_keys=True).encode())
         return h.hexdigest()[:24]
 
     def _features(self, split, views, augment):
@@ -82,8 +84,8 @@ class FeatureDataModule:
             return np.zeros((0, *self.features.output_shape[1:]), "float32"), labels
 
         def compute():
-            loader = array_pipeline(images, labels, self.predict_batch_size, augment=augment)
-            passes = [self.features.predict(loader.map(lambda x, y: x), verbose=0) for _ in range(views)]
+            loader = array_loader(images, labels, self.predict_batch_size, loader=self.images.loader, augment=augment)
+            passes = [self.features.predict(loader, verbose=0) for _ in range(views)]
             return {"features": np.concatenate(passes).astype("float32")}
 
         if self.cache_dir:
@@ -105,11 +107,14 @@ class FeatureDataModule:
     def train_dataloader(self, augment=None, limit_batches=None):
         feats, labels = self.arrays["train"]
         if self.views == 1:
-            return array_pipeline(feats, labels, self.batch_size, seed=self.seed, limit_batches=limit_batches)
-        return array_pipeline(feats, labels, self.batch_size, seed=self.seed, repeat=True)
+            return self._loader(feats, labels, seed=self.seed, limit_batches=limit_batches)
+        return self._loader(feats, labels, seed=self.seed, repeat=True)
 
     def val_dataloader(self, limit_batches=None):
-        return array_pipeline(*self.arrays["val"], self.batch_size, limit_batches=limit_batches)
+        return self._loader(*self.arrays["val"], limit_batches=limit_batches)
 
     def test_dataloader(self, limit_batches=None):
-        return array_pipeline(*self.arrays["test"], self.batch_size, limit_batches=limit_batches)
+        return self._loader(*self.arrays["test"], limit_batches=limit_batches)
+
+    def _loader(self, x, y, **options):
+        return array_loader(x, y, self.batch_size, loader=self.images.loader, **options)

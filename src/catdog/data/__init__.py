@@ -1,4 +1,4 @@
-"""Image folders in, batched tf.data pipelines out."""
+"""Image folders in, batches for Keras out."""
 
 from catdog.data.datamodule import ImageFolderDataModule
 from catdog.data.images import ImageFolder, list_image_folder, load_image

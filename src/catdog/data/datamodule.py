@@ -9,27 +9,10 @@ import numpy as np
 from catdog.data.cache import cached_decode
 from catdog.data.download import download_dataset
 from catdog.data.images import ImageFolder, list_image_folder
+from catdog.data.loaders import array_loader
 from catdog.errors import CatdogError
 
 log = logging.getLogger(__name__)
-
-
-def array_pipeline(x, y, batch_size, seed=None, augment=None, limit_batches=None, repeat=False):
-    """tf.data over in-memory arrays: (reshuffled each pass when seeded) batch, limit, float32, augment, prefetch."""
-    import tensorflow as tf
-
-    ds = tf.data.Dataset.from_tensor_slices((x, y))
-    if seed is not None:
-        ds = ds.shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size)
-    if limit_batches:
-        ds = ds.take(limit_batches)
-    if repeat:
-        ds = ds.repeat()
-    ds = ds.map(lambda a, b: (tf.cast(a, "float32"), b), num_parallel_calls=tf.data.AUTOTUNE)
-    if augment is not None:  # sequential: parallel calls would race on the layers' seed state
-        ds = ds.map(lambda a, b: (augment(a, training=True), b))
-    return ds.prefetch(tf.data.AUTOTUNE)
 
 
 class ImageFolderDataModule:
@@ -42,13 +25,14 @@ class ImageFolderDataModule:
 
     def __init__(self, root=None, url=None, download_dir=None, train_split="train", val_split="validation",
                  image_size=(160, 160), batch_size=32, test_fraction=0.2, seed=0, cache_dir=None,
-                 strict=False, max_image_pixels=89478485, name="images"):
+                 strict=False, max_image_pixels=89478485, loader="numpy", name="images"):
         self.name = name
         self.root, self.url, self.download_dir = root, url, download_dir
         self.splits = (train_split, val_split)
         self.image_size = tuple(image_size)
         self.batch_size, self.test_fraction, self.seed = batch_size, test_fraction, seed
         self.cache_dir, self.strict, self.max_image_pixels = cache_dir, strict, max_image_pixels
+        self.loader = loader
         self.arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.class_names: list[str] = []
         self.skipped: dict[str, str] = {}
@@ -100,9 +84,9 @@ class ImageFolderDataModule:
         return len(self.arrays[split][1])
 
     def dataset(self, split, *, shuffle=False, augment=None, limit_batches=None):
-        """A batched, prefetched tf.data pipeline over the decoded images of `split`."""
-        return array_pipeline(*self.arrays[split], self.batch_size, seed=self.seed if shuffle else None,
-                              augment=augment, limit_batches=limit_batches)
+        """Batches of the decoded images of `split` (`loaders.array_loader`)."""
+        return array_loader(*self.arrays[split], self.batch_size, loader=self.loader,
+                            seed=self.seed if shuffle else None, augment=augment, limit_batches=limit_batches)
 
     def steps_per_epoch(self, limit_batches=None):
         """None: the training pipeline is finite, one pass per epoch."""

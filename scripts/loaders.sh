@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# dataset.loader=tf_data against numpy, EPOCHS epochs per run, one process per run; metrics.json (median
+# epoch seconds, peak RSS) into results/loaders/<experiment>_<backend>_<loader>/ and results/loaders/report.md.
+# Needs CATDOG_DATA and CATDOG_WEIGHTS; run it alone.
+#   EPOCHS=3 scripts/loaders.sh [EXPERIMENT:BACKEND ...]
+# (default: model1:jax model2:jax model4:jax model1:tensorflow model2:tensorflow)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+epochs=${EPOCHS:-3}
+cases=${*:-model1:jax model2:jax model4:jax model1:tensorflow model2:tensorflow}
+for case in $cases; do
+  experiment=${case%%:*} backend=${case##*:}
+  for loader in tf_data numpy; do
+    name=${experiment}_${backend}_${loader}
+    run=outputs/loaders/$name result=results/loaders/$name
+    rm -rf "$run" "$result"
+    python -m catdog.train experiment="$experiment" backend="$backend" dataset.loader="$loader" \
+      trainer.max_epochs="$epochs" trainer.verbose=0 hydra.run.dir="$run"
+    mkdir -p "$result/.hydra"
+    cp "$run"/{metrics.json,history.csv,accuracy.png} "$result/"
+    cp "$run/.hydra/config.yaml" "$result/.hydra/"
+  done
+done
+python -m catdog.report results/loaders > /dev/null
+echo "report: results/loaders/report.md"
