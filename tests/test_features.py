@@ -4,7 +4,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from catdog.features import frozen_split
+from catdog.features import FeatureDataModule, frozen_split
 from catdog.inference import load_classifier, predict_probabilities
 from catdog.models import build_model
 from catdog.train import train
@@ -76,3 +76,20 @@ def test_finetune_preset_trains_the_top_of_the_backbone_and_keeps_batchnorm(comp
     network = load_classifier(Path(cfg.paths.output_dir) / "checkpoints" / "best.keras")[0]
     base = network.get_layer("features").get_layer("mobilenetv2_base")
     assert base.get_layer("Conv_1_bn").moving_variance.numpy().max() == 1.0  # BN statistics untouched
+
+
+def test_augmented_feature_views_are_keyed_by_whose_kernels_augment(monkeypatch):
+    from types import SimpleNamespace
+
+    features, _ = frozen_split(build_model("mobilenet", (32, 32, 3), 2, weights=None, alpha=0.35))
+    images = SimpleNamespace(arrays={"train": (np.zeros((2, 32, 32, 3), "uint8"), np.zeros(2, "int32"))},
+                             loader="numpy", batch_size=4, seed=0)
+    augment = keras.layers.Pipeline([keras.layers.RandomFlip(seed=0)])
+    data = FeatureDataModule(images, features, augment)
+    keys = set()
+    for loader in ("numpy", "tf_data"):
+        for backend in ("tensorflow", "jax"):
+            images.loader = loader
+            monkeypatch.setattr(keras.backend, "backend", lambda name=backend: name)
+            keys.add(data._key("train", 2, augment))
+    assert len(keys) == 3  # NumPy batches on each backend, and tf.data (TensorFlow's kernels) on either

@@ -8,6 +8,7 @@ import hashlib
 import json
 import math
 
+import keras
 import numpy as np
 
 from catdog.data.cache import cached_arrays
@@ -16,8 +17,6 @@ from catdog.data.loaders import array_loader
 
 def leaf_layers(model):
     """Every non-model layer inside `model`, nested models flattened, in order."""
-    import keras
-
     for layer in model.layers:
         if isinstance(layer, keras.Model):
             yield from leaf_layers(layer)
@@ -27,8 +26,6 @@ def leaf_layers(model):
 
 def unfreeze_top(features, count: int) -> int:
     """Make the last `count` layers of `features` trainable, BatchNormalization excepted; returns how many."""
-    import keras
-
     layers = list(leaf_layers(features))
     features.trainable = True
     for i, layer in enumerate(layers):
@@ -73,9 +70,9 @@ class FeatureDataModule:
         augment_layers = list(augment.layers) if augment is not None else []
         configs = [[type(layer).__name__, {k: v for k, v in layer.get_config().items() if k != "name"}]
                    for layer in [*leaf_layers(self.features), *augment_layers]]  # names count up per process
-        # augmented views differ between tf.data (TensorFlow's kernels) and NumPy batches (the backend's)
-        loader = None if augment is None else self.images.loader
-        h.update(json.dumps([views, self.seed, configs, loader], default=str, sort_keys=True).encode())
+        # augmented views depend on whose kernels augment: tf.data's TensorFlow, or NumPy batches' backend
+        engine = None if augment is None else "tf_data" if self.images.loader == "tf_data" else keras.backend.backend()
+        h.update(json.dumps([views, self.seed, configs, engine], default=str, sort_keys=True).encode())
         return h.hexdigest()[:24]
 
     def _features(self, split, views, augment):
