@@ -56,16 +56,17 @@ def mobilenet(input_shape, num_classes, weights="imagenet", alpha=1.0, dropout=0
               weights_url="https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/",
               fast_layers=True, pooling="max"):
     """model4 as head(features(x)): a frozen `features` model (preprocess_input scaling, the base in
-    inference mode, global `pooling` max or avg) and a trainable `head` (Dropout, Dense(64, relu), Dense(classes)).
+    inference mode, global `pooling` max or avg) and a trainable `head` (Dropout, Dense(64, relu),
+    Dense(classes)).
 
     A frozen `features` sub-model lets catdog train the head on cached features (`catdog.features`).
     """
+    if pooling not in POOLING:  # before the base is built and its weights loaded
+        raise CatdogError(f"model.pooling={pooling!r}: choose one of {', '.join(POOLING)}.")
     base = mobilenet_base(input_shape, weights, alpha, weights_url, fast_layers)
     inputs = keras.Input(input_shape)
     x = layers.Rescaling(1 / 127.5, offset=-1, name="preprocess")(inputs)
     x = base(x, training=False)
-    if pooling not in POOLING:
-        raise CatdogError(f"model.pooling={pooling!r}: choose one of {', '.join(POOLING)}.")
     features = keras.Model(inputs, POOLING[pooling]()(x), name="features")
     features.trainable = False
     head = keras.Sequential([keras.Input(features.output_shape[1:]), layers.Dropout(dropout),
