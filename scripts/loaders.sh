@@ -14,7 +14,8 @@ for case in $cases; do
     name=${experiment}_${backend}_${loader}
     run=outputs/loaders/$name result=results/loaders/$name
     rm -rf "$run" "$result"
-    python -m catdog.train experiment="$experiment" backend="$backend" dataset.loader="$loader" \
+    tf=$([ "$backend" = jax ] && [ "$loader" = tf_data ] && echo backend.import_tensorflow=true || true)
+    python -m catdog.train experiment="$experiment" backend="$backend" dataset.loader="$loader" $tf \
       trainer.max_epochs="$epochs" trainer.verbose=0 hydra.run.dir="$run"
     mkdir -p "$result/.hydra"
     cp "$run"/{metrics.json,history.csv,accuracy.png} "$result/"

@@ -51,11 +51,12 @@ def test_training_learns_the_toy_task(compose, tmp_path):
 @pytest.mark.parametrize("backend", ["jax", "tensorflow"])
 def test_backend_is_chosen_per_process_and_recorded(tiny_data, tmp_path, backend):
     run = tmp_path / backend
-    result = run_cli("catdog.train", *small_run(tiny_data, "experiment=model1", "trainer.fast_dev_run=1"),
+    result = run_cli("catdog.train", *small_run(tiny_data, "experiment=model2", "trainer.fast_dev_run=1"),
                      f"backend={backend}", f"hydra.run.dir={run}", f"paths.cache_dir={tmp_path / 'cache'}")
     assert result.returncode == 0, result.stderr[-2000:]
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["backend"] == backend
+    assert metrics["tensorflow_imported"] == (backend == "tensorflow")  # conf/backend/jax.yaml keeps it out
     assert ("--xla_cpu_experimental_ynn_fusion_type=" in metrics["xla_flags"]) == (backend == "jax")
     compiled = tmp_path / "cache" / "jax-compilation"
     assert (backend == "jax") == (metrics["jax_compilation_cache_dir"] == str(compiled)) == any(compiled.glob("*"))
@@ -67,9 +68,11 @@ def test_backend_is_chosen_per_process_and_recorded(tiny_data, tmp_path, backend
     ("model=no_such_model", "Could not find 'model/no_such_model'"),
     ("trainer.typo_key=1", "Could not override 'trainer.typo_key'"),
     ("backend=pytorch", "Could not find 'backend/pytorch'"),
+    ("backend=jax dataset.loader=tf_data", "add backend.import_tensorflow=true"),
+    ("backend.import_tensorflow=false", "backend.import_tensorflow=false needs backend=jax"),
 ])
 def test_bad_input_is_one_clear_message(tmp_path, override, message):
-    result = run_cli("catdog.train", override, f"hydra.run.dir={tmp_path}", timeout=120)
+    result = run_cli("catdog.train", *override.split(), f"hydra.run.dir={tmp_path}", timeout=120)
     output = result.stdout + result.stderr
     assert result.returncode == 1 and message in output, output[-2000:]
     assert "Traceback" not in output

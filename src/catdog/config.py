@@ -37,6 +37,9 @@ def check_train_config(cfg: DictConfig) -> None:
         raise CatdogError(f"dataset.test_fraction={cfg.dataset.test_fraction!r}: must be in [0, 1).")
     if cfg.dataset.loader not in ("numpy", "tf_data"):
         raise CatdogError(f"dataset.loader={cfg.dataset.loader!r}: must be numpy or tf_data.")
+    if cfg.dataset.loader == "tf_data" and not cfg.backend.import_tensorflow:
+        raise CatdogError("dataset.loader=tf_data runs on TensorFlow, which backend.import_tensorflow=false keeps "
+                          "out of this JAX run; add backend.import_tensorflow=true.")
     if cfg.finetune is not None:
         for key in ("unfreeze_layers", "epochs"):
             if not isinstance(cfg.finetune[key], int) or cfg.finetune[key] < 1:

@@ -24,7 +24,7 @@ def export(cfg: DictConfig) -> Path:
         raise CatdogError(f"format={cfg.format!r}: choose one of {', '.join(SUFFIX)}.")
     if cfg.backend.name not in BACKENDS.get(cfg.format, (cfg.backend.name,)):
         raise CatdogError(f"format={cfg.format} needs backend={' or '.join(BACKENDS[cfg.format])}.")
-    use_backend(**cfg.backend)
+    use_backend(**{**cfg.backend, "import_tensorflow": True})  # on JAX, SavedModel export runs jax2tf
     from catdog.inference import load_classifier
 
     model, classes = load_classifier(cfg.ckpt_path, cfg.safe_mode)

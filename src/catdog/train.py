@@ -28,7 +28,7 @@ def train(cfg: DictConfig) -> dict:
     from hydra.utils import instantiate
 
     from catdog.analysis import analyse_validation
-    from catdog.backend import active_backend, use_devices
+    from catdog.backend import active_backend, tensorflow_imported, use_devices
     from catdog.callbacks import AtomicModelCheckpoint
     from catdog.data import ImageFolderDataModule
     from catdog.features import FeatureDataModule, frozen_split, unfreeze_top
@@ -136,6 +136,7 @@ def train(cfg: DictConfig) -> dict:
         "fast_dev_run": bool(cfg.trainer.fast_dev_run),
         "seed": cfg.seed,
         "peak_rss_mb": peak_rss_mb(),
+        "tensorflow_imported": tensorflow_imported(),
         "run_seconds": time.perf_counter() - started,
         "versions": package_versions(),
     }

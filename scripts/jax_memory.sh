@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# JAX runs with TensorFlow kept out of the process (backend.import_tensorflow=false, the default) and let in,
+# EPOCHS epochs per run, one process per run: results/jax_memory/<experiment>_tf_<out|in>/ (metrics.json:
+# peak_rss_mb, tensorflow_imported, median epoch seconds) and results/jax_memory/report.md.
+# Needs CATDOG_DATA and CATDOG_WEIGHTS; run it alone.
+#   EPOCHS=3 scripts/jax_memory.sh [EXPERIMENT ...]   (default: model1 model2 model4)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+epochs=${EPOCHS:-3}
+for experiment in ${*:-model1 model2 model4}; do
+  for tf in out in; do
+    name=${experiment}_tf_$tf
+    run=outputs/jax_memory/$name result=results/jax_memory/$name
+    rm -rf "$run" "$result"
+    python -m catdog.train experiment="$experiment" backend=jax backend.import_tensorflow=$([ $tf = in ] && echo true || echo false) \
+      trainer.max_epochs="$epochs" trainer.verbose=0 hydra.run.dir="$run"
+    mkdir -p "$result/.hydra"
+    cp "$run"/{metrics.json,history.csv,accuracy.png} "$result/"
+    cp "$run/.hydra/config.yaml" "$result/.hydra/"
+  done
+done
+python -m catdog.report results/jax_memory > /dev/null
+echo "report: results/jax_memory/report.md"

@@ -1,0 +1,26 @@
+import subprocess
+import sys
+
+KEPT_OUT = """
+from catdog.backend import use_backend
+use_backend("jax", compilation_cache_dir=sys.argv[1], import_tensorflow=False)
+import importlib.util, keras
+import jax.numpy as jnp
+keras.utils.set_random_seed(0)
+assert keras.layers.RandomRotation(0.2, seed=1)(jnp.ones((2, 8, 8, 3))).shape == (2, 8, 8, 3)
+assert importlib.util.find_spec("tensorflow") is not None
+try:
+    import tensorflow
+except ImportError as error:
+    print(error)
+assert "tensorflow" not in sys.modules
+"""
+
+
+def test_a_jax_process_can_keep_tensorflow_out(tmp_path):
+    result = subprocess.run([sys.executable, "-c", "import sys\n" + KEPT_OUT, str(tmp_path / "jax-cache")],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "set backend.import_tensorflow=true" in result.stdout
+    assert "Error reading persistent compilation cache" not in result.stderr
+    assert any((tmp_path / "jax-cache").iterdir())
