@@ -1,0 +1,100 @@
+"""Ways to compute model1's first convolution (3 input channels) on XLA:CPU, forward and weight gradient.
+
+    python scripts/first_conv_probe.py [OUT_DIR=results/jax_levers]   -> OUT_DIR/first_conv.{jsonl,md}
+
+The first layer is the largest single gap between JAX and TensorFlow on the CNNs (results/jax_levers/ops.md).
+Every variant computes the same output; each XLA setting runs in its own process (XLA_FLAGS is read once,
+when JAX starts). Median of 7 jitted calls, batch 32 at 160x160, 3 -> 32 channels.
+"""
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+SETTINGS = {
+    "YNNPACK off (catdog's default)": "--xla_cpu_experimental_ynn_fusion_type=",
+    "YNNPACK off + oneDNN dot fusions": "--xla_cpu_experimental_ynn_fusion_type= "
+                                        "--xla_cpu_experimental_onednn_fusion_type=dot",
+}
+
+
+def measure():
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    from jax import lax
+
+    def ms(fn, *args):
+        jax.block_until_ready(fn(*args))
+        times = []
+        for _ in range(7):
+            start = time.perf_counter()
+            jax.block_until_ready(fn(*args))
+            times.append(time.perf_counter() - start)
+        return 1000 * statistics.median(times)
+
+    def conv(x, w, layout="NHWC"):
+        if layout == "NCHW":
+            y = lax.conv_general_dilated(x.transpose(0, 3, 1, 2), w, (1, 1), "VALID",
+                                         dimension_numbers=("NCHW", "HWIO", "NCHW"))
+            return y.transpose(0, 2, 3, 1)
+        return lax.conv_general_dilated(x, w, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+    def padded(channels):
+        def fn(x, w):
+            extra = channels - x.shape[-1]
+            return conv(jnp.pad(x, ((0, 0),) * 3 + ((0, extra),)), jnp.pad(w, ((0, 0),) * 2 + ((0, extra), (0, 0))))
+        return fn
+
+    def im2col(x, w):
+        b, h, _, c = x.shape
+        out = h - 2
+        patches = jnp.concatenate([x[:, i:i + out, j:j + out] for i in range(3) for j in range(3)], axis=-1)
+        return (patches.reshape(-1, 9 * c) @ w.reshape(9 * c, -1)).reshape(b, out, out, -1)
+
+    variants = {"conv NHWC (Keras' Conv2D)": conv, "conv NCHW": lambda x, w: conv(x, w, "NCHW"),
+                "channels zero-padded to 4": padded(4), "channels zero-padded to 8": padded(8),
+                "im2col + matmul": im2col}
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.uniform(0, 255, size=(32, 160, 160, 3)), jnp.float32)
+    w = jnp.asarray(rng.normal(size=(3, 3, 3, 32)) * 0.1, jnp.float32)
+    reference = conv(x, w)
+    rows = []
+    for name, fn in variants.items():
+        out = jax.jit(fn)(x, w)
+        weight_grad = jax.jit(jax.grad(lambda w: (jax.nn.relu(fn(x, w)) ** 2).sum()))
+        rows.append({"variant": name, "forward_ms": round(ms(jax.jit(fn), x, w), 1),
+                     "forward_and_weight_grad_ms": round(ms(weight_grad, w), 1),
+                     "max_rel_diff": float(jnp.abs(out - reference).max() / jnp.abs(reference).max())})
+    return rows
+
+
+def main():
+    if os.environ.get("CATDOG_OPS_CHILD"):
+        print("OPS " + json.dumps(measure()))
+        return
+    out = Path(sys.argv[1] if len(sys.argv) > 1 else "results/jax_levers")
+    out.mkdir(parents=True, exist_ok=True)
+    lines = ["# model1's first convolution on XLA:CPU (scripts/first_conv_probe.py; pure JAX, jitted, median of "
+             "7 calls, 32x160x160x3 -> 32, ms)", "",
+             "| XLA flags | variant | forward | forward + weight gradient | max relative difference |",
+             "|---|---|---|---|---|"]
+    with open(out / "first_conv.jsonl", "w") as f:
+        for setting, flags in SETTINGS.items():
+            env = {**os.environ, "CATDOG_OPS_CHILD": "1", "XLA_FLAGS": flags}
+            done = subprocess.run([sys.executable, __file__], env=env, capture_output=True, text=True, check=True)
+            rows = json.loads(next(ln for ln in done.stdout.splitlines() if ln.startswith("OPS "))[4:])
+            for r in rows:
+                f.write(json.dumps({"xla_flags": flags, **r}) + "\n")
+                lines.append(f"| {setting} | {r['variant']} | {r['forward_ms']} | {r['forward_and_weight_grad_ms']} "
+                             f"| {r['max_rel_diff']:.1e} |")
+    (out / "first_conv.md").write_text("\n".join(lines) + "\n")
+    print(out / "first_conv.md")
+
+
+if __name__ == "__main__":
+    main()
