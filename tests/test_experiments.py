@@ -106,5 +106,6 @@ def test_bench_measures_each_model_and_backend_in_its_own_process(tmp_path):
     steps = json.loads((out / "bench.json").read_text())["steps"]
     assert [(r["model"], r["backend"]) for r in steps] == [("cnn_small", "tensorflow"), ("cnn_small", "jax")]
     assert all(r["median_step_seconds"] > 0 and r["train_images_per_second"] > 0 for r in steps)
+    assert [r["tensorflow_imported"] for r in steps] == [True, False]
     assert "| cnn_small | jax |" in (out / "bench.md").read_text()
     assert Image.open(out / "bench.png").size[0] > 300

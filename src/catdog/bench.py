@@ -30,7 +30,8 @@ def step_benchmark(model, backend, cfg) -> dict:
     result, _ = _run([sys.executable, "-m", "catdog.stepbench", "--model", model, "--backend", backend,
                       "--steps", str(cfg.steps), "--warmup", str(cfg.warmup), "--batch-size", str(cfg.batch_size),
                       "--image-size", str(cfg.image_size), "--jit-compile", str(cfg.jit_compile).lower(),
-                      "--precision", cfg.precision, f"--xla-flags={cfg.backend_options[backend].xla_flags or ''}"])
+                      "--precision", cfg.precision, f"--xla-flags={cfg.backend_options[backend].xla_flags or ''}",
+                      "--import-tensorflow", str(cfg.backend_options[backend].import_tensorflow).lower()])
     line = next((ln for ln in result.stdout.splitlines() if ln.startswith("STEPBENCH ")), None)
     if result.returncode or line is None:
         raise CatdogError(f"stepbench {model}/{backend} failed: {result.stderr[-1500:]}")

@@ -25,11 +25,11 @@ def _median_seconds(fn, steps):
 
 
 def measure(model, backend, steps=20, warmup=3, batch_size=32, image_size=160, jit_compile="auto",
-            precision="float32", xla_flags=None, options=None) -> dict:
-    use_backend(backend, xla_flags)
+            precision="float32", xla_flags=None, options=None, import_tensorflow=True) -> dict:
+    use_backend(backend, xla_flags, import_tensorflow=import_tensorflow)
     import keras
 
-    from catdog.backend import active_backend
+    from catdog.backend import active_backend, tensorflow_imported
     from catdog.models import build_model
     from catdog.module import ClassifierModule
     from catdog.run_info import peak_rss_mb
@@ -62,6 +62,7 @@ def measure(model, backend, steps=20, warmup=3, batch_size=32, image_size=160, j
         "build_compile_seconds": build_seconds, "first_step_seconds": first_step,
         "median_step_seconds": step, "train_images_per_second": batch_size / step,
         "inference_images_per_second": batch_size / infer, "peak_rss_mb": peak_rss_mb(),
+        "tensorflow_imported": tensorflow_imported(),
     }
 
 
@@ -76,13 +77,16 @@ def main(argv=None):
     parser.add_argument("--jit-compile", default="auto", choices=["auto", "true", "false"])
     parser.add_argument("--precision", default="float32", choices=["float32", "mixed_bfloat16"])
     parser.add_argument("--xla-flags", default=None, help="appended to XLA_FLAGS (conf/backend/<backend>.yaml)")
+    parser.add_argument("--import-tensorflow", default="true", choices=["true", "false"],
+                        help="false keeps TensorFlow out of a JAX process (conf/backend/jax.yaml)")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         help="a model builder option, e.g. fast_layers=false (value parsed as YAML)")
     args = parser.parse_args(argv)
     options = {key: yaml.safe_load(value) for key, value in (o.split("=", 1) for o in args.option)}
     jit = {"auto": "auto", "true": True, "false": False}[args.jit_compile]
     print("STEPBENCH " + json.dumps(measure(args.model, args.backend, args.steps, args.warmup, args.batch_size,
-                                           args.image_size, jit, args.precision, args.xla_flags, options)))
+                                           args.image_size, jit, args.precision, args.xla_flags, options,
+                                           args.import_tensorflow == "true")))
 
 
 if __name__ == "__main__":
