@@ -9,16 +9,14 @@ when JAX starts). Median of 7 jitted calls, batch 32 at 160x160, 3 -> 32 channel
 
 import json
 import os
-import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
+from xla_cpu_ops import YNN_OFF, median_ms, run_settings
+
 SETTINGS = {
-    "YNNPACK off (catdog's default)": "--xla_cpu_experimental_ynn_fusion_type=",
-    "YNNPACK off + oneDNN dot fusions": "--xla_cpu_experimental_ynn_fusion_type= "
-                                        "--xla_cpu_experimental_onednn_fusion_type=dot",
+    "YNNPACK off (catdog's default)": YNN_OFF,
+    "YNNPACK off + oneDNN dot fusions": f"{YNN_OFF} --xla_cpu_experimental_onednn_fusion_type=dot",
 }
 
 
@@ -27,15 +25,6 @@ def measure():
     import jax.numpy as jnp
     import numpy as np
     from jax import lax
-
-    def ms(fn, *args):
-        jax.block_until_ready(fn(*args))
-        times = []
-        for _ in range(7):
-            start = time.perf_counter()
-            jax.block_until_ready(fn(*args))
-            times.append(time.perf_counter() - start)
-        return 1000 * statistics.median(times)
 
     def conv(x, w, layout="NHWC"):
         if layout == "NCHW":
@@ -67,8 +56,8 @@ def measure():
     for name, fn in variants.items():
         out = jax.jit(fn)(x, w)
         weight_grad = jax.jit(jax.grad(lambda w: (jax.nn.relu(fn(x, w)) ** 2).sum()))
-        rows.append({"variant": name, "forward_ms": round(ms(jax.jit(fn), x, w), 1),
-                     "forward_and_weight_grad_ms": round(ms(weight_grad, w), 1),
+        rows.append({"variant": name, "forward_ms": round(median_ms(jax.jit(fn), x, w), 1),
+                     "forward_and_weight_grad_ms": round(median_ms(weight_grad, w), 1),
                      "max_rel_diff": float(jnp.abs(out - reference).max() / jnp.abs(reference).max())})
     return rows
 
@@ -84,12 +73,9 @@ def main():
              "| XLA flags | variant | forward | forward + weight gradient | max relative difference |",
              "|---|---|---|---|---|"]
     with open(out / "first_conv.jsonl", "w") as f:
-        for setting, flags in SETTINGS.items():
-            env = {**os.environ, "CATDOG_OPS_CHILD": "1", "XLA_FLAGS": flags}
-            done = subprocess.run([sys.executable, __file__], env=env, capture_output=True, text=True, check=True)
-            rows = json.loads(next(ln for ln in done.stdout.splitlines() if ln.startswith("OPS "))[4:])
+        for setting, rows in run_settings(__file__, SETTINGS).items():
             for r in rows:
-                f.write(json.dumps({"xla_flags": flags, **r}) + "\n")
+                f.write(json.dumps({"xla_flags": SETTINGS[setting], **r}) + "\n")
                 lines.append(f"| {setting} | {r['variant']} | {r['forward_ms']} | {r['forward_and_weight_grad_ms']} "
                              f"| {r['max_rel_diff']:.1e} |")
     (out / "first_conv.md").write_text("\n".join(lines) + "\n")

@@ -16,20 +16,36 @@ from pathlib import Path
 YNN_OFF = "--xla_cpu_experimental_ynn_fusion_type="
 
 
+def median_ms(fn, *args):
+    """Milliseconds per call of a jitted `fn`: the median of 7 calls after a warm-up call."""
+    import jax
+
+    jax.block_until_ready(fn(*args))
+    times = []
+    for _ in range(7):
+        start = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
+
+
+def run_settings(script, settings: dict) -> dict:
+    """{setting: rows}: `script`'s measure() in a fresh process per XLA_FLAGS value (read once, when JAX starts)."""
+    results = {}
+    for setting, flags in settings.items():
+        env = {**os.environ, "CATDOG_OPS_CHILD": "1", "XLA_FLAGS": flags}
+        done = subprocess.run([sys.executable, script], env=env, capture_output=True, text=True, check=True)
+        results[setting] = json.loads(next(ln for ln in done.stdout.splitlines() if ln.startswith("OPS "))[4:])
+    return results
+
+
 def measure():
     import jax
     import jax.numpy as jnp
     import numpy as np
     from jax import lax
 
-    def ms(fn, *args):
-        jax.block_until_ready(fn(*args))
-        times = []
-        for _ in range(7):
-            start = time.perf_counter()
-            jax.block_until_ready(fn(*args))
-            times.append(time.perf_counter() - start)
-        return 1000 * statistics.median(times)
+    ms = median_ms
 
     def conv(x, w):
         return lax.conv_general_dilated(x, w, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
@@ -91,11 +107,7 @@ def main():
         return
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "results/jax_levers")
     out.mkdir(parents=True, exist_ok=True)
-    results = {}
-    for setting, flags in (("on (default)", ""), ("off", YNN_OFF)):
-        env = {**os.environ, "CATDOG_OPS_CHILD": "1", "XLA_FLAGS": flags}
-        done = subprocess.run([sys.executable, __file__], env=env, capture_output=True, text=True, check=True)
-        results[setting] = json.loads(next(ln for ln in done.stdout.splitlines() if ln.startswith("OPS "))[4:])
+    results = run_settings(__file__, {"on (default)": "", "off": YNN_OFF})
     with open(out / "ops.jsonl", "w") as f:
         for setting, rows in results.items():
             for r in rows:
