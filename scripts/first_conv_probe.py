@@ -8,11 +8,8 @@ when JAX starts). Median of 7 jitted calls, batch 32 at 160x160, 3 -> 32 channel
 """
 
 import json
-import os
-import sys
-from pathlib import Path
 
-from xla_cpu_ops import YNN_OFF, median_ms, run_settings
+from xla_cpu_ops import YNN_OFF, child_or_out_dir, median_ms, run_settings
 
 SETTINGS = {
     "YNNPACK off (catdog's default)": YNN_OFF,
@@ -63,11 +60,9 @@ def measure():
 
 
 def main():
-    if os.environ.get("CATDOG_OPS_CHILD"):
-        print("OPS " + json.dumps(measure()))
+    out = child_or_out_dir(measure)
+    if out is None:
         return
-    out = Path(sys.argv[1] if len(sys.argv) > 1 else "results/jax_levers")
-    out.mkdir(parents=True, exist_ok=True)
     lines = ["# model1's first convolution on XLA:CPU (scripts/first_conv_probe.py; pure JAX, jitted, median of "
              "7 calls, 32x160x160x3 -> 32, ms)", "",
              "| XLA flags | variant | forward | forward + weight gradient | max relative difference |",

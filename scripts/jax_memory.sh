@@ -14,9 +14,7 @@ for experiment in ${*:-model1 model2 model4}; do
     rm -rf "$run" "$result"
     python -m catdog.train experiment="$experiment" backend=jax backend.import_tensorflow=$([ $tf = in ] && echo true || echo false) \
       trainer.max_epochs="$epochs" trainer.verbose=0 hydra.run.dir="$run"
-    mkdir -p "$result/.hydra"
-    cp "$run"/{metrics.json,history.csv,accuracy.png} "$result/"
-    cp "$run/.hydra/config.yaml" "$result/.hydra/"
+    scripts/keep_run.sh "$run" "$result"
   done
 done
 python -m catdog.report results/jax_memory > /dev/null

@@ -17,9 +17,7 @@ for case in $cases; do
     tf=$([ "$backend" = jax ] && [ "$loader" = tf_data ] && echo backend.import_tensorflow=true || true)
     python -m catdog.train experiment="$experiment" backend="$backend" dataset.loader="$loader" $tf \
       trainer.max_epochs="$epochs" trainer.verbose=0 hydra.run.dir="$run"
-    mkdir -p "$result/.hydra"
-    cp "$run"/{metrics.json,history.csv,accuracy.png} "$result/"
-    cp "$run/.hydra/config.yaml" "$result/.hydra/"
+    scripts/keep_run.sh "$run" "$result"
   done
 done
 python -m catdog.report results/loaders > /dev/null

@@ -16,7 +16,6 @@ from pathlib import Path
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 
 from catdog.data import ImageFolderDataModule  # noqa: E402
 from catdog.models.mobilenet import mobilenet_base  # noqa: E402

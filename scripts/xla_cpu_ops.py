@@ -39,6 +39,16 @@ def run_settings(script, settings: dict) -> dict:
     return results
 
 
+def child_or_out_dir(measure) -> Path | None:
+    """In a child process, print measure()'s rows and return None; otherwise the output folder (argv[1])."""
+    if os.environ.get("CATDOG_OPS_CHILD"):
+        print("OPS " + json.dumps(measure()))
+        return None
+    out = Path(sys.argv[1] if len(sys.argv) > 1 else "results/jax_levers")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
 def measure():
     import jax
     import jax.numpy as jnp
@@ -102,11 +112,9 @@ def measure():
 
 
 def main():
-    if os.environ.get("CATDOG_OPS_CHILD"):
-        print("OPS " + json.dumps(measure()))
+    out = child_or_out_dir(measure)
+    if out is None:
         return
-    out = Path(sys.argv[1] if len(sys.argv) > 1 else "results/jax_levers")
-    out.mkdir(parents=True, exist_ok=True)
     results = run_settings(__file__, {"on (default)": "", "off": YNN_OFF})
     with open(out / "ops.jsonl", "w") as f:
         for setting, rows in results.items():
