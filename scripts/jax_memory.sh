@@ -9,12 +9,8 @@ cd "$(dirname "$0")/.."
 epochs=${EPOCHS:-3}
 for experiment in ${*:-model1 model2 model4}; do
   for tf in out in; do
-    name=${experiment}_tf_$tf
-    run=outputs/jax_memory/$name result=results/jax_memory/$name
-    rm -rf "$run" "$result"
-    python -m catdog.train experiment="$experiment" backend=jax backend.import_tensorflow=$([ $tf = in ] && echo true || echo false) \
-      trainer.max_epochs="$epochs" trainer.verbose=0 hydra.run.dir="$run"
-    scripts/keep_run.sh "$run" "$result"
+    scripts/train_into_results.sh jax_memory "${experiment}_tf_$tf" experiment="$experiment" backend=jax \
+      backend.import_tensorflow=$([ $tf = in ] && echo true || echo false) trainer.max_epochs="$epochs"
   done
 done
 python -m catdog.report results/jax_memory > /dev/null

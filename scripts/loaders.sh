@@ -11,13 +11,9 @@ cases=${*:-model1:jax model2:jax model4:jax model1:tensorflow model2:tensorflow}
 for case in $cases; do
   experiment=${case%%:*} backend=${case##*:}
   for loader in tf_data numpy; do
-    name=${experiment}_${backend}_${loader}
-    run=outputs/loaders/$name result=results/loaders/$name
-    rm -rf "$run" "$result"
     tf=$([ "$backend" = jax ] && [ "$loader" = tf_data ] && echo backend.import_tensorflow=true || true)
-    python -m catdog.train experiment="$experiment" backend="$backend" dataset.loader="$loader" $tf \
-      trainer.max_epochs="$epochs" trainer.verbose=0 hydra.run.dir="$run"
-    scripts/keep_run.sh "$run" "$result"
+    scripts/train_into_results.sh loaders "${experiment}_${backend}_${loader}" experiment="$experiment" \
+      backend="$backend" dataset.loader="$loader" $tf trainer.max_epochs="$epochs"
   done
 done
 python -m catdog.report results/loaders > /dev/null

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# One catdog.train run in outputs/GROUP/NAME, kept in results/GROUP/NAME: metrics, history, accuracy plot
+# and the composed config. Run from the repository root.
+#   scripts/train_into_results.sh GROUP NAME [catdog.train overrides...]
+set -euo pipefail
+group=$1 name=$2
+shift 2
+run=outputs/$group/$name result=results/$group/$name
+rm -rf "$run" "$result"
+python -m catdog.train trainer.verbose=0 hydra.run.dir="$run" "$@"
+mkdir -p "$result/.hydra"
+cp "$run"/{metrics.json,history.csv,accuracy.png} "$result/"
+cp "$run/.hydra/config.yaml" "$result/.hydra/"
