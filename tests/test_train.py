@@ -1,8 +1,10 @@
 import json
+import time
 from pathlib import Path
 
 import pytest
 
+from catdog.callbacks import EpochTimer
 from catdog.train import train
 
 from conftest import REAL_DATA, REAL_WEIGHTS, make_image_folders, run_cli
@@ -34,9 +36,23 @@ def test_fast_dev_run_of_every_experiment_writes_every_output(compose, tiny_data
     assert METRIC_KEYS <= set(on_disk) and on_disk == json.loads(json.dumps(metrics, default=str))
     assert on_disk["backend"] == "tensorflow" and on_disk["epochs"] == 1
     assert on_disk["label_counts"] == {"cats": 12, "dogs": 12} and on_disk["baseline_accuracy"] == 0.5
-    assert len(on_disk["epoch_seconds"]) == 1
+    assert len(on_disk["epoch_seconds"]) == 1 and len(on_disk["epoch_cores"]) == 1 and on_disk["epoch_cores"][0] > 0
     matrix = on_disk["val_confusion_matrix"]
     assert len(matrix) == 2 and sum(map(sum, matrix)) == 8  # 2 validation batches of 4
+
+
+def test_epoch_timer_records_the_cores_an_epoch_kept_busy():
+    timer, logs = EpochTimer(), {}
+    timer.on_epoch_begin(0)
+    time.sleep(0.3)
+    timer.on_epoch_end(0, logs)
+    timer.on_epoch_begin(1)
+    end = time.perf_counter() + 0.3
+    while time.perf_counter() < end:
+        pass
+    timer.on_epoch_end(1, logs)
+    assert timer.epoch_cores[0] < 0.2 < timer.epoch_cores[1] and logs["epoch_cores"] == timer.epoch_cores[1]
+    assert timer.epoch_seconds[0] >= 0.3 and timer.train_seconds == timer.epoch_seconds
 
 
 def test_training_learns_the_toy_task(compose, tmp_path):

@@ -7,15 +7,19 @@ import keras
 
 
 class EpochTimer(keras.callbacks.Callback):
-    """Wall seconds per epoch (train + validation) and for its training part alone."""
+    """Wall seconds per epoch (train + validation), its training part alone, and the cores it kept busy.
+
+    `epoch_cores` is the process's CPU seconds over the epoch's wall seconds: near the core count when the
+    step's threads run in parallel, near 1 when they take turns or wait.
+    """
 
     def __init__(self):
         super().__init__()
-        self.epoch_seconds, self.train_seconds = [], []
-        self._start = self._train_end = None
+        self.epoch_seconds, self.train_seconds, self.epoch_cores = [], [], []
+        self._start = self._cpu_start = self._train_end = None
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._start, self._train_end = time.perf_counter(), None
+        self._start, self._cpu_start, self._train_end = time.perf_counter(), time.process_time(), None
 
     def on_test_begin(self, logs=None):
         if self._start is not None and self._train_end is None:
@@ -25,9 +29,11 @@ class EpochTimer(keras.callbacks.Callback):
         end = time.perf_counter()
         self.epoch_seconds.append(end - self._start)
         self.train_seconds.append((self._train_end or end) - self._start)
+        self.epoch_cores.append((time.process_time() - self._cpu_start) / max(end - self._start, 1e-9))
         if logs is not None:
             logs["epoch_seconds"] = self.epoch_seconds[-1]
             logs["train_seconds"] = self.train_seconds[-1]
+            logs["epoch_cores"] = self.epoch_cores[-1]
 
 
 class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):

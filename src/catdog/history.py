@@ -27,6 +27,7 @@ def summarise(history: dict, setup_seconds: float, images_per_epoch: int) -> dic
         "epochs": len(val),
         "epoch_seconds": epoch_seconds,
         "median_epoch_seconds": statistics.median(epoch_seconds[1:] or epoch_seconds) if epoch_seconds else None,
+        "epoch_cores": history.get("epoch_cores", []),
         "train_images_per_second": images_per_epoch / statistics.median(steady) if steady else None,
         "best_val_accuracy": max(val),
         "best_epoch": val.index(max(val)) + 1,
