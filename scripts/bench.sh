@@ -5,6 +5,10 @@
 # 3 epochs (the default) takes about 20 minutes on 2 cores with both backends; 20 (the tutorial's) over an hour.
 # The tutorial's 20 epochs against catdog on TensorFlow, without the step benchmark (about 45 minutes):
 #   BENCH_EPOCHS=20 BENCH_RESULTS=results/bench_20 scripts/bench.sh 'models=[]' 'peer.backends=[tensorflow]'
+# The same for the CNNs with catdog in bf16 (about 35 minutes):
+#   BENCH_EPOCHS=20 BENCH_RESULTS=results/bench_20_bf16 scripts/bench.sh 'models=[]' 'peer.backends=[tensorflow]' \
+#     'peer.experiments=[model1,model2,model3]' 'peer.overrides=["trainer.precision=mixed_bfloat16"]'
+# Each catdog run's history.csv (epoch_seconds, epoch_cores) is kept in BENCH_RESULTS/catdog/<backend>/<experiment>/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 run=outputs/bench/$(date +%Y-%m-%d_%H-%M-%S)
@@ -12,4 +16,9 @@ python -m catdog.bench peer.epochs="${BENCH_EPOCHS:-3}" hydra.run.dir="$run" "$@
 results=${BENCH_RESULTS:-results/bench}
 mkdir -p "$results"
 cp "$run"/{bench.json,bench.md,bench.png} "$results/"
+for history in "$run"/catdog/*/*/history.csv; do
+  [ -e "$history" ] || continue
+  kept=$results/${history#"$run"/}
+  mkdir -p "$(dirname "$kept")" && cp "$history" "$kept"
+done
 echo "$results/bench.md"
