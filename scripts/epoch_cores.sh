@@ -6,15 +6,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 epochs=${EPOCHS:-10}
-runs=(tensorflow_float32 tensorflow_bf16 jax_float32)
 scripts/train_into_results.sh epoch_cores tensorflow_float32 experiment=model1 trainer.max_epochs="$epochs"
 scripts/train_into_results.sh epoch_cores tensorflow_bf16 experiment=model1 trainer.max_epochs="$epochs" \
   trainer.precision=mixed_bfloat16
 scripts/train_into_results.sh epoch_cores jax_float32 experiment=model1 trainer.max_epochs="$epochs" backend=jax
 python -m catdog.report results/epoch_cores > /dev/null
-python - "${runs[@]}" >> results/epoch_cores/report.md <<'PY'
-import csv, sys
-table = {run: list(csv.DictReader(open(f"results/epoch_cores/{run}/history.csv"))) for run in sys.argv[1:]}
+python - >> results/epoch_cores/report.md <<'PY'
+import csv
+from pathlib import Path
+table = {f.parent.name: list(csv.DictReader(open(f))) for f in sorted(Path("results/epoch_cores").glob("*/history.csv"))}
 epochs = max(map(len, table.values()))
 print("\n## Seconds and busy cores (epoch_cores) per epoch, training and validation\n")
 print("| run |" + "".join(f" epoch {i} |" for i in range(1, epochs + 1)))
