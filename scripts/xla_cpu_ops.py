@@ -55,8 +55,6 @@ def measure():
     import numpy as np
     from jax import lax
 
-    ms = median_ms
-
     def conv(x, w):
         return lax.conv_general_dilated(x, w, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
@@ -86,28 +84,29 @@ def measure():
         rows.append({"op": op, "shape": shape, "variant": variant, "ms": round(value, 2)})
 
     a = jnp.asarray(rng.normal(size=(2048, 2048)), jnp.float32)
-    row("matmul 2048^3", "GFLOP/s", "xla", 2 * 2048 ** 3 / ms(jax.jit(lambda a: a @ a), a) / 1e6)
+    row("matmul 2048^3", "GFLOP/s", "xla", 2 * 2048 ** 3 / median_ms(jax.jit(lambda a: a @ a), a) / 1e6)
     for b, h, c, f in [(32, 160, 3, 32), (32, 79, 32, 32), (32, 38, 32, 64)]:
         x = jnp.asarray(rng.normal(size=(b, h, h, c)), jnp.float32)
         w = jnp.asarray(rng.normal(size=(3, 3, c, f)), jnp.float32)
         g = jnp.asarray(rng.normal(size=conv(x, w).shape), jnp.float32)
         shape = f"{b}x{h}x{h}x{c} -> {f}"
-        row("conv3x3 forward", shape, "xla", ms(jax.jit(conv), x, w))
+        row("conv3x3 forward", shape, "xla", median_ms(jax.jit(conv), x, w))
         weight_grad = jax.jit(lambda x, w, g: jax.vjp(lambda w: conv(x, w), w)[1](g)[0])
         input_grad = jax.jit(lambda x, w, g: jax.vjp(lambda x: conv(x, w), x)[1](g)[0])
-        row("conv3x3 weight grad", shape, "xla", ms(weight_grad, x, w, g))
-        row("conv3x3 input grad", shape, "xla", ms(input_grad, x, w, g))
+        row("conv3x3 weight grad", shape, "xla", median_ms(weight_grad, x, w, g))
+        row("conv3x3 input grad", shape, "xla", median_ms(input_grad, x, w, g))
     x = jnp.asarray(rng.normal(size=(32, 158, 158, 32)), jnp.float32)
     for name, pool in (("reduce_window", pool_window), ("reshape+max", pool_reshape)):
-        row("maxpool2 forward+grad", "32x158x158x32", name, ms(jax.jit(jax.grad(lambda x: (pool(x) ** 2).sum())), x))
+        pool_grad = jax.jit(jax.grad(lambda x: (pool(x) ** 2).sum()))
+        row("maxpool2 forward+grad", "32x158x158x32", name, median_ms(pool_grad, x))
     for b, h, c, s in [(32, 80, 96, 2), (32, 40, 144, 1), (32, 20, 192, 1), (32, 5, 960, 1)]:
         x = jnp.asarray(rng.normal(size=(b, h, h, c)), jnp.float32)
         w = jnp.asarray(rng.normal(size=(3, 3, c)), jnp.float32)
         for name, fn in (("grouped conv", depthwise_grouped), ("shifted slices", depthwise_shifted)):
             shape = f"{b}x{h}x{h}x{c} stride {s}"
-            row("depthwise3x3 forward", shape, name, ms(jax.jit(fn, static_argnums=2), x, w, s))
+            row("depthwise3x3 forward", shape, name, median_ms(jax.jit(fn, static_argnums=2), x, w, s))
             grad = jax.jit(jax.grad(lambda x, w: (fn(x, w, s) ** 2).sum(), argnums=(0, 1)))
-            row("depthwise3x3 forward+grad", shape, name, ms(grad, x, w))
+            row("depthwise3x3 forward+grad", shape, name, median_ms(grad, x, w))
     return rows
 
 
