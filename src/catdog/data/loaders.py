@@ -9,14 +9,27 @@ import numpy as np
 def array_loader(x, y, batch_size, *, loader="numpy", seed=None, augment=None, limit_batches=None, repeat=False):
     """(Reshuffled every pass when seeded) batches of float32 `x` and `y`, augmented, at most `limit_batches`.
 
-    `loader`: numpy (`ArrayBatches`) or tf_data (`tf_data_pipeline`). NumPy batches were as fast or faster
-    and used 0.25-0.5 GB less memory on both backends (results/loaders/report.md); tf.data runs Keras'
-    augmentation layers with TensorFlow's kernels, NumPy batches with the backend's. `repeat`: a pass
-    longer than an epoch (steps_per_epoch) goes on where the last epoch stopped.
+    `loader`: numpy (`ArrayBatches`, through `ArrayBatches.tf_dataset` on TensorFlow) or tf_data
+    (`tf_data_pipeline`). NumPy batches were as fast or faster and used 0.25-0.5 GB less memory on both
+    backends (results/loaders/report.md); tf.data runs Keras' augmentation layers with TensorFlow's kernels,
+    NumPy batches with the backend's. `repeat`: a pass longer than an epoch (steps_per_epoch) goes on where
+    the last epoch stopped.
     """
     if loader == "numpy":
-        return ArrayBatches(x, y, batch_size, seed=seed, augment=augment, limit_batches=limit_batches)
+        batches = ArrayBatches(x, y, batch_size, seed=seed, augment=augment, limit_batches=limit_batches)
+        return batches.tf_dataset(repeat) if keras.backend.backend() == "tensorflow" else batches
     return tf_data_pipeline(x, y, batch_size, seed=seed, augment=augment, limit_batches=limit_batches, repeat=repeat)
+
+
+def without_autotune(ds):
+    """`ds` without tf.data's autotuning. Deleting an iterator joins its autotuning thread, which wakes only at
+    its next optimization tick (10.2 s, 20.5 s, ... after the iterator started), so Keras' new iterator every
+    epoch cost up to half of each epoch here (results/tf_data_stall)."""
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return ds.with_options(options)
 
 
 def tf_data_pipeline(x, y, batch_size, seed=None, augment=None, limit_batches=None, repeat=False):
@@ -30,10 +43,10 @@ def tf_data_pipeline(x, y, batch_size, seed=None, augment=None, limit_batches=No
         ds = ds.take(limit_batches)
     if repeat:
         ds = ds.repeat()
-    ds = ds.map(lambda a, b: (tf.cast(a, "float32"), b), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.map(lambda a, b: (tf.cast(a, "float32"), b))
     if augment is not None:  # sequential: parallel calls would race on the layers' seed state
         ds = ds.map(lambda a, b: (augment(a, training=True), b))
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return without_autotune(ds.prefetch(2))
 
 
 class ArrayBatches(keras.utils.PyDataset):
@@ -63,3 +76,20 @@ class ArrayBatches(keras.utils.PyDataset):
     def on_epoch_end(self):
         if self.rng is not None:
             self.order = self.rng.permutation(len(self.y))
+
+    def tf_dataset(self, repeat=False):
+        """These batches as Keras itself feeds a PyDataset to TensorFlow (a generator, prefetched), less
+        tf.data's autotuning (`without_autotune`); reshuffled after every pass, `repeat`ed without end."""
+        import tensorflow as tf
+
+        def passes():
+            while True:
+                yield from (self[i] for i in range(len(self)))
+                self.on_epoch_end()
+                if not repeat:
+                    return
+
+        spec = (tf.TensorSpec((None, *self.x.shape[1:]), "float32"), tf.TensorSpec((None,), self.y.dtype))
+        length = tf.data.INFINITE_CARDINALITY if repeat else len(self)  # so Keras knows an epoch's steps
+        ds = tf.data.Dataset.from_generator(passes, output_signature=spec)
+        return without_autotune(ds.apply(tf.data.experimental.assert_cardinality(length)).prefetch(2))
