@@ -22,9 +22,10 @@ def array_loader(x, y, batch_size, *, loader="numpy", seed=None, augment=None, l
 
 
 def without_autotune(ds):
-    """`ds` without tf.data's autotuning. Deleting an iterator joins its autotuning thread, which wakes only at
-    its next optimization tick (10.2 s, 20.5 s, ... after the iterator started), so Keras' new iterator every
-    epoch cost up to half of each epoch here (results/tf_data_stall)."""
+    """`ds` without tf.data's autotuning. Deleting an iterator joins its autotuning thread, which the deletion
+    does not always wake: it then sleeps on to its next optimization tick (10.2 s, 20.5 s, ... after the
+    iterator started), and Keras' new iterator every epoch cost up to half of each epoch here
+    (results/tf_data_stall)."""
     import tensorflow as tf
 
     options = tf.data.Options()
