@@ -49,8 +49,30 @@ def test_unknown_model_is_rejected(compose):
     ("dataset.batch_size=0", "dataset.batch_size"),
     ("dataset.test_fraction=1.5", "dataset.test_fraction"),
     ("trainer.test_ckpt=first", "trainer.test_ckpt"),
+    ("trainer.precision=bf16", "trainer.precision"),
+    ("trainer.metrics=[auc]", "trainer.metrics"),
+    ("trainer.feature_cache.views=0", "trainer.feature_cache.views"),
 ])
 def test_bad_values_name_their_key(compose, override, key):
     cfg = compose([override])
     with pytest.raises(CatdogError, match=key.replace(".", r"\.")):
         check_train_config(cfg)
+
+
+def test_augmentation_layers_draw_independently_and_reproducibly(compose):
+    import keras
+    import numpy as np
+    from hydra.utils import instantiate
+
+    def draws():
+        keras.utils.set_random_seed(0)
+        flip, rotate = (instantiate(c) for c in compose(["experiment=model2"]).augment.layers.values())
+        images = np.zeros((64, 8, 8, 3), "float32")
+        flips = np.ravel(flip.get_random_transformation(images)["flips"])
+        angles = np.ravel(rotate.get_random_transformation(images)["angle"])
+        return flips, angles
+
+    (flips, angles), again = draws(), draws()
+    assert np.array_equal(flips, again[0]) and np.array_equal(angles, again[1])
+    assert 0.2 < flips.mean() < 0.8  # both choices occur, and not in step with the angle's sign:
+    assert not np.array_equal(flips, angles <= 0)
