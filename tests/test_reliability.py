@@ -126,6 +126,20 @@ def test_checkpoint_is_replaced_atomically(tmp_path, monkeypatch):
     keras.models.load_model(path)
 
 
+def test_partial_checkpoint_left_by_a_kill_never_replaces_the_best(tmp_path):
+    model = tiny_model()
+    model.compile("sgd", "mse")
+    path = tmp_path / "best.keras"
+    callback = AtomicModelCheckpoint(str(path), monitor="val_accuracy", mode="max", save_best_only=True)
+    callback.set_model(model)
+    callback.on_epoch_end(0, {"val_accuracy": 0.9})
+    best = path.read_bytes()
+    stale = tmp_path / ".partial-best.keras"
+    stale.write_bytes(b"half a file")  # what a save killed in an earlier run leaves behind
+    callback.on_epoch_end(1, {"val_accuracy": 0.5})  # no improvement: nothing is saved
+    assert path.read_bytes() == best and not stale.exists()
+
+
 def test_lambda_layers_are_refused_unless_allowed(tmp_path):
     inputs = keras.Input((4,))
     model = keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs))

@@ -70,11 +70,13 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
         self._final_path = super()._get_file_path(epoch, batch, logs)
         head, tail = os.path.split(self._final_path)
         self._partial_path = os.path.join(head, f".partial-{tail}")
+        if os.path.exists(self._partial_path):  # left by a save that was killed; never to be renamed over
+            os.remove(self._partial_path)
         return self._partial_path
 
     def _save_atomically(self, epoch, batch, logs):
         super()._save_model(epoch, batch, logs)
-        if os.path.exists(self._partial_path):
+        if os.path.exists(self._partial_path):  # only when this save wrote it
             os.replace(self._partial_path, self._final_path)
 
 
@@ -82,8 +84,14 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     """`BackupAndRestore` that writes its files under hidden names and renames them over the old ones.
 
     A kill while backing up leaves the previous epoch's backup (or none), never a truncated file that
-    would stop the rerun.
+    would stop the rerun; that is what Keras' `double_checkpoint` guards against, so it is refused here.
     """
+
+    def __init__(self, backup_dir, *args, double_checkpoint=False, **kwargs):
+        if double_checkpoint:
+            raise ValueError("AtomicBackupAndRestore never leaves a truncated backup; drop double_checkpoint, or "
+                             "use keras.callbacks.BackupAndRestore for Keras' own copy of the previous one.")
+        super().__init__(backup_dir, *args, **kwargs)
 
     def _save_model(self):
         final = self._weights_path, self._training_metadata_path
