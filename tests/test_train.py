@@ -198,3 +198,41 @@ def test_trainer_fit_validate_test_over_a_module_and_datamodule(tiny_data):
     assert val["accuracy"] == pytest.approx(history.history["val_accuracy"][-1])
     assert set(test) >= {"accuracy", "loss"}
     assert module.params_total == 29_154  # cnn_small at 32x32: the Flatten shrinks with the image
+
+
+def test_history_follows_the_configured_csv_logger(compose, tiny_data):
+    cfg = compose(small_run(tiny_data, "experiment=model1", "trainer.fast_dev_run=1",
+                            "callbacks.csv_logger.filename=${paths.output_dir}/epochs.csv"))
+    assert train(cfg)["epochs"] == 1 and (Path(cfg.paths.output_dir) / "epochs.csv").is_file()
+    cfg = compose(small_run(tiny_data, "experiment=model1", "trainer.fast_dev_run=1", "callbacks.csv_logger=null"))
+    assert train(cfg)["epochs"] == 1 and not (Path(cfg.paths.output_dir) / "history.csv").exists()
+
+
+def test_classes_are_written_before_training_starts(compose, tiny_data, monkeypatch):
+    from catdog.trainer import Trainer
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    cfg = compose(small_run(tiny_data, "experiment=model1"))
+    monkeypatch.setattr(Trainer, "fit", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg)
+    classes = Path(cfg.paths.output_dir) / "checkpoints" / "classes.json"
+    assert json.loads(classes.read_text()) == ["cats", "dogs"]
+
+
+def test_finetune_needs_a_frozen_backbone(compose, tiny_data):
+    from catdog.errors import CatdogError
+
+    cfg = compose(small_run(tiny_data, "experiment=model1", "trainer.fast_dev_run=1",
+                            "finetune={unfreeze_layers:1,epochs:1,learning_rate:0.001}"))
+    with pytest.raises(CatdogError, match="frozen backbone"):
+        train(cfg)
+
+
+def test_fast_dev_run_fine_tunes_for_one_epoch_and_records_tags(compose, tiny_data):
+    cfg = compose(small_run(tiny_data, "experiment=model4_finetune", "trainer.fast_dev_run=1", "model.weights=null",
+                            "dataset.image_size=[32,32]"))
+    metrics = train(cfg)
+    assert metrics["epochs"] == 2 and metrics["tags"] == ["tutorial", "model4", "finetune"]

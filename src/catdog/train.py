@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from catdog.backend import use_backend
 from catdog.config import check_train_config
 from catdog.entry import hydra_entry, run_job_in_fresh_process
+from catdog.errors import CatdogError
 from catdog.history import read_history, summarise
 from catdog.io import write_json, write_text
 
@@ -53,6 +54,9 @@ def train(cfg: DictConfig) -> dict:
     augment_layers = [instantiate(c) for c in cfg.augment.layers.values() if c is not None]
     image_augment = keras.layers.Pipeline(augment_layers, name="augment") if augment_layers else None
     split = frozen_split(network) if cfg.trainer.feature_cache.enabled or cfg.finetune else None
+    if cfg.finetune and split is None:
+        raise CatdogError(f"finetune needs a model with a frozen backbone, and {network.name} has none; "
+                          "use model=mobilenet (experiment=model4_finetune) or drop finetune.")
     data, trained, augment, feature_views = datamodule, network, image_augment, None
     if split is not None and cfg.trainer.feature_cache.enabled:
         features, trained = split
@@ -79,31 +83,31 @@ def train(cfg: DictConfig) -> dict:
     log.info("Training %s on %s (%s), %d trainable of %d parameters", network.name, active_backend(),
              datamodule.class_names, module.params_trainable, module.params_total)
 
-    csv_path = out / "history.csv"
+    # history.csv (csv_logger) holds every epoch across resumes and stages; Keras' History only the last fit's
+    csv_path = Path(trainer.csv_logger.filename) if trainer.csv_logger else None
+    has_csv = csv_path is not None and csv_path.is_file()
+    checkpoint = trainer.checkpoint_callback
     if trainer.backup_callback and Path(trainer.backup_callback.backup_dir).is_dir():
         log.info("Resuming from the backup in %s", trainer.backup_callback.backup_dir)
-        checkpoint = trainer.checkpoint_callback
-        if isinstance(checkpoint, AtomicModelCheckpoint) and csv_path.is_file():
+        if isinstance(checkpoint, AtomicModelCheckpoint) and has_csv:
             checkpoint.resumed_values = read_history(csv_path).get(checkpoint.monitor, [])
-    elif csv_path.is_file():  # a finished run's history in a reused run directory: keep it aside
+    elif has_csv:  # a finished run's history in a reused run directory: keep it aside
         csv_path.replace(csv_path.with_suffix(".csv.prev"))
+    if checkpoint is not None:  # before fit, so that an interrupted run's checkpoint names its classes too
+        write_json(Path(checkpoint.filepath).parent / "classes.json", datamodule.class_names)
     setup_seconds = time.perf_counter() - started
-    finetune = bool(cfg.finetune) and split is not None
-    fit = trainer.fit(module, data, augment=augment, keep_backup=finetune)
-    if finetune:  # stage 2: the top of the backbone too, on images
+    fit = trainer.fit(module, data, augment=augment, keep_backup=bool(cfg.finetune))
+    if cfg.finetune:  # stage 2: the top of the backbone too, on images
         unfrozen = unfreeze_top(split[0], cfg.finetune.unfreeze_layers)
         log.info("Fine-tuning %d backbone layers at learning rate %g", unfrozen, cfg.finetune.learning_rate)
         module, data = make_module(network, learning_rate=cfg.finetune.learning_rate), datamodule
         stage_one = trainer.max_epochs
-        trainer.max_epochs += cfg.finetune.epochs
+        trainer.max_epochs += 1 if cfg.trainer.fast_dev_run else cfg.finetune.epochs
         fit = trainer.fit(module, data, augment=image_augment, initial_epoch=stage_one, stage="finetune")
         trainer.remove_backup()
-    history = read_history(csv_path) if csv_path.is_file() else fit.history
-    checkpoint = trainer.checkpoint_callback
-    if checkpoint is not None:
-        write_json(Path(checkpoint.filepath).parent / "classes.json", datamodule.class_names)
-        if cfg.trainer.test_ckpt == "best" and Path(checkpoint.filepath).is_file():
-            network.load_weights(checkpoint.filepath)
+    history = read_history(csv_path) if csv_path is not None and csv_path.is_file() else fit.history
+    if checkpoint is not None and cfg.trainer.test_ckpt == "best" and Path(checkpoint.filepath).is_file():
+        network.load_weights(checkpoint.filepath)
     test = trainer.test(module, data) if datamodule.num_images("test") else {}
 
     matrix, mistakes = analyse_validation(module.network, data.val_dataloader(trainer.limits["val"]),
@@ -135,6 +139,7 @@ def train(cfg: DictConfig) -> dict:
         "skipped_images": datamodule.skipped,
         "fast_dev_run": bool(cfg.trainer.fast_dev_run),
         "seed": cfg.seed,
+        "tags": list(cfg.tags),
         "peak_rss_mb": peak_rss_mb(),
         "tensorflow_imported": tensorflow_imported(),
         "run_seconds": time.perf_counter() - started,

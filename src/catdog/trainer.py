@@ -26,6 +26,10 @@ class Trainer:
         return next((c for c in self.callbacks if isinstance(c, keras.callbacks.ModelCheckpoint)), None)
 
     @property
+    def csv_logger(self):
+        return next((c for c in self.callbacks if isinstance(c, keras.callbacks.CSVLogger)), None)
+
+    @property
     def backup_callback(self):
         return next((c for c in self.callbacks if isinstance(c, keras.callbacks.BackupAndRestore)), None)
 

@@ -4,6 +4,7 @@ import hashlib
 import json
 import logging
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -23,10 +24,9 @@ def cached_arrays(cache_dir, name: str, key: str, compute) -> dict:
         try:
             with np.load(file, allow_pickle=False) as z:
                 return {k: z[k] for k in z.files}
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, zipfile.BadZipFile) as exc:
             log.warning("Ignoring unreadable cache file %s (%s); computing again.", file, exc)
     arrays = compute()
-    file.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(file) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, **arrays)
