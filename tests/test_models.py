@@ -24,6 +24,20 @@ def test_parameter_counts_match_the_tutorial(name):
     assert (model.count_params(), trainable(model)) == EXPECTED[name]
 
 
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_logits_stay_float32_under_mixed_precision(name):
+    import keras
+
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        model = build_model(name, (32, 32, 3), 2, **({"weights": None} if name == "mobilenet" else {}))
+        hidden = model.layers[1] if name == "mobilenet" else model.layers[0]
+        assert hidden.compute_dtype == "bfloat16"
+        assert keras.backend.standardize_dtype(model(keras.ops.zeros((1, 32, 32, 3))).dtype) == "float32"
+    finally:
+        keras.config.set_dtype_policy("float32")
+
+
 def test_every_registered_model_is_covered():
     assert sorted(EXPECTED) == available_models()
 

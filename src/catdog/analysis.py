@@ -1,8 +1,8 @@
 """Error analysis of a trained classifier: confusion matrix and the most confidently wrong images."""
 
-import keras
 import numpy as np
 
+from catdog.inference import softmax
 from catdog.plots import plt
 
 
@@ -11,7 +11,7 @@ def analyse_validation(network, loader, images, labels, class_names, out):
 
     Returns the confusion matrix as lists and the indices of the most confident mistakes.
     """
-    probabilities = keras.ops.convert_to_numpy(keras.ops.softmax(network.predict(loader, verbose=0), axis=-1))
+    probabilities = softmax(network.predict(loader, verbose=0))
     labels = labels[: len(probabilities)]
     matrix = confusion_matrix(labels, probabilities.argmax(axis=-1), len(class_names))
     plot_confusion(matrix, class_names, out / "confusion.png")

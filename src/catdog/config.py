@@ -6,6 +6,8 @@ from omegaconf import DictConfig
 
 from catdog.errors import CatdogError
 
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16", "bfloat16", "float16", "float64")  # Keras' dtype policies
+
 
 def config_dir() -> str:
     """conf/ inside an installed wheel, or at the root of a source checkout."""
@@ -23,6 +25,7 @@ def check_train_config(cfg: DictConfig) -> None:
         "dataset.batch_size": cfg.dataset.batch_size,
         "trainer.steps_per_execution": cfg.trainer.steps_per_execution,
         "trainer.devices": cfg.trainer.devices,
+        "trainer.feature_cache.views": cfg.trainer.feature_cache.views,
     }
     for key in ("limit_train_batches", "limit_val_batches", "limit_test_batches"):
         if cfg.trainer[key] is not None:
@@ -44,5 +47,10 @@ def check_train_config(cfg: DictConfig) -> None:
         for key in ("unfreeze_layers", "epochs"):
             if not isinstance(cfg.finetune[key], int) or cfg.finetune[key] < 1:
                 raise CatdogError(f"finetune.{key}={cfg.finetune[key]!r}: must be a positive integer.")
+    if cfg.trainer.precision not in PRECISIONS:
+        raise CatdogError(f"trainer.precision={cfg.trainer.precision!r}: must be one of {', '.join(PRECISIONS)}.")
+    if "accuracy" not in cfg.trainer.metrics:
+        raise CatdogError(f"trainer.metrics={list(cfg.trainer.metrics)!r}: must include accuracy, which the "
+                          "checkpoint, history and reports follow.")
     if cfg.trainer.test_ckpt not in ("best", "last"):
         raise CatdogError(f"trainer.test_ckpt={cfg.trainer.test_ckpt!r}: must be best or last.")

@@ -38,7 +38,7 @@ def export(cfg: DictConfig) -> Path:
                           f"(pip install 'catdog[export]'): {exc}") from exc
     if classes:
         write_json(out / "classes.json", classes)
-    shutil.copy(cfg.ckpt_path, out / "model.keras")
+    shutil.copy(Path(cfg.ckpt_path).expanduser(), out / "model.keras")
     log.info("Exported %s to %s", cfg.ckpt_path, target)
     return target
 

@@ -34,8 +34,13 @@ def load_classifier(ckpt_path, safe_mode=True):
 
 
 def predict_probabilities(model, images: np.ndarray, batch_size=32) -> np.ndarray:
-    """Softmax class probabilities for uint8 images of the model's input size."""
+    """Softmax class probabilities for uint8 images of the model's input size, made float a batch at a time."""
+    from catdog.data.loaders import array_loader
+
+    return softmax(model.predict(array_loader(images, np.zeros(len(images), "int32"), batch_size), verbose=0))
+
+
+def softmax(logits) -> np.ndarray:
     import keras
 
-    logits = model.predict(images.astype("float32"), batch_size=batch_size, verbose=0)
     return keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=-1))

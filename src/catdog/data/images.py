@@ -79,6 +79,7 @@ def load_image(path, image_size, max_pixels=Image.MAX_IMAGE_PIXELS) -> np.ndarra
 
 def decode_images(paths, image_size, max_pixels=Image.MAX_IMAGE_PIXELS, workers=None):
     """Decode every file once; returns (uint8 array of the good ones, their indices, {path: error})."""
+    Image.MAX_IMAGE_PIXELS = max_pixels  # Pillow itself refuses twice its limit, before `load_image` could allow it
 
     def one(path):
         try:

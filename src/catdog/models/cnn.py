@@ -26,7 +26,7 @@ def cnn_small(input_shape, num_classes, dropout=0.2, fast_layers=True):
     """
     return keras.Sequential(
         [keras.Input(input_shape), *_conv_blocks(fast_layers=fast_layers), layers.Dropout(dropout), layers.Flatten(),
-         layers.Dense(num_classes)],
+         layers.Dense(num_classes, dtype="float32")],
         name="cnn_small",
     )
 
@@ -37,7 +37,7 @@ def cnn(input_shape, num_classes, dropout=0.2, hidden_units=64, rescale=False, n
     scaling = [layers.Rescaling(1 / 127.5, offset=-1, name="preprocess")] if rescale else []
     return keras.Sequential(
         [keras.Input(input_shape), *scaling, *_conv_blocks(dropout, fast_layers), layers.Flatten(),
-         layers.Dense(hidden_units, activation="relu"), layers.Dense(num_classes)],
+         layers.Dense(hidden_units, activation="relu"), layers.Dense(num_classes, dtype="float32")],
         name=name,
     )
 

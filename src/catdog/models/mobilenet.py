@@ -70,5 +70,6 @@ def mobilenet(input_shape, num_classes, weights="imagenet", alpha=1.0, dropout=0
     features = keras.Model(inputs, POOLING[pooling]()(x), name="features")
     features.trainable = False
     head = keras.Sequential([keras.Input(features.output_shape[1:]), layers.Dropout(dropout),
-                             layers.Dense(hidden_units, activation="relu"), layers.Dense(num_classes)], name="head")
+                             layers.Dense(hidden_units, activation="relu"),
+                             layers.Dense(num_classes, dtype="float32")], name="head")
     return keras.Model(inputs, head(features(inputs)), name="mobilenet")
