@@ -55,16 +55,19 @@ def test_report_tables_and_plots_from_run_directories(tmp_path):
 
 
 def test_explore_writes_samples_counts_and_augmentation_previews(tiny_data, tmp_path):
-    out = tmp_path / "explore"
+    out, mine = tmp_path / "explore", tmp_path / "my_conf" / "augment" / "contrast.yaml"
+    mine.parent.mkdir(parents=True)  # an augment option of the user's own, on Hydra's search path
+    mine.write_text("name: contrast\nlayers:\n  contrast:\n    _target_: keras.layers.RandomContrast\n"
+                    "    factor: 0.5\n")
     result = run_cli("catdog.explore", f"dataset.root={tiny_data}", f"hydra.run.dir={out}",
-                     f"paths.cache_dir={tmp_path / 'cache'}")
+                     f"paths.cache_dir={tmp_path / 'cache'}", f"hydra.searchpath=[file://{mine.parent.parent}]")
     assert result.returncode == 0, result.stderr[-2000:]
     counts = json.loads((out / "label_counts.json").read_text())
     assert counts["label_counts"] == {"cats": 12, "dogs": 12} and counts["baseline_accuracy"] == 0.5
     assert Image.open(out / "samples.png").size == (720, 480)  # 3 columns x 2 classes at 240 px
     flip_rotate = Image.open(out / "augment_flip_rotate.png")
     assert flip_rotate.size[1] > Image.open(out / "augment_flip.png").size[1]  # two rows vs one
-    assert not (out / "augment_none.png").exists()
+    assert not (out / "augment_none.png").exists() and (out / "augment_contrast.png").is_file()
 
 
 def test_optuna_preset_runs_trials_and_report_shows_the_best(tiny_data, tmp_path):

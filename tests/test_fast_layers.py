@@ -15,8 +15,8 @@ from catdog.models.layers import DepthwiseConv2D, MaxPooling2D
 
 def test_fast_layers_match_keras_on_jax_outputs_and_gradients():
     tests = Path(__file__).parent
-    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(tests.parent / "src"),
-           "XLA_FLAGS": "--xla_cpu_experimental_ynn_fusion_type="}
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu",  # the fast path is XLA:CPU's
+           "PYTHONPATH": str(tests.parent / "src"), "XLA_FLAGS": "--xla_cpu_experimental_ynn_fusion_type="}
     result = subprocess.run([sys.executable, str(tests / "fast_layers_check.py")], capture_output=True, text=True,
                             env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]

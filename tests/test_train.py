@@ -108,6 +108,20 @@ def test_evaluate_reports_overall_and_per_class_accuracy(compose, tiny_data, tmp
     assert report["accuracy"] == pytest.approx(sum(per_class) / 2)
 
 
+def test_evaluate_refuses_folders_with_another_number_of_classes(compose, tiny_data, tmp_path):
+    from catdog.errors import CatdogError
+    from catdog.evaluate import evaluate
+
+    cfg = compose(small_run(tiny_data, "experiment=model1", "trainer.fast_dev_run=1"))
+    train(cfg)
+    ckpt = Path(cfg.paths.output_dir) / "checkpoints" / "best.keras"
+    (ckpt.parent / "classes.json").unlink()  # a bare checkpoint: the folder's sorted classes are taken
+    three = make_image_folders(tmp_path / "three", classes=("ants", "bees", "wasps"), train=1, val=2)
+    cfg = compose([f"ckpt_path={ckpt}", f"data_dir={three / 'validation'}"], config_name="evaluate")
+    with pytest.raises(CatdogError, match="has 3 classes .* but the model predicts 2"):
+        evaluate(cfg)
+
+
 @pytest.mark.skipif(not (REAL_DATA.is_dir() and REAL_WEIGHTS.is_file()), reason="../shared data/weights absent")
 def test_mobilenet_on_a_few_hundred_real_photos(compose, tmp_path):
     subset = tmp_path / "real"

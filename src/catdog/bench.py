@@ -14,7 +14,8 @@ from omegaconf import DictConfig
 from catdog.entry import hydra_entry
 from catdog.errors import CatdogError
 from catdog.io import write_json, write_text
-from catdog.plots import plt
+from catdog.plots import grouped_bars, plt
+from catdog.report import markdown_table
 
 log = logging.getLogger("catdog.bench")
 
@@ -84,25 +85,6 @@ PEER_COLUMNS = ("experiment", "epochs", "catdog_backend", "peer_wall_seconds", "
                 "peer_best_val_accuracy", "catdog_best_val_accuracy", "peer_peak_rss_mb", "catdog_peak_rss_mb")
 
 
-def _table(rows, columns) -> str:
-    def cell(v):
-        return f"{v:.3f}" if isinstance(v, float) else str(v)
-
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    return "\n".join(lines + ["| " + " | ".join(cell(r[c]) for c in columns) + " |" for r in rows]) + "\n"
-
-
-def _grouped_bars(ax, series: dict, ylabel: str, title: str) -> None:
-    """series: {bar label: {group: value}}; one group of bars per group name."""
-    groups = list(dict.fromkeys(g for values in series.values() for g in values))
-    width = 0.8 / max(len(series), 1)
-    for i, (label, values) in enumerate(series.items()):
-        ax.bar([x + i * width for x in range(len(groups))], [values.get(g, 0) for g in groups], width, label=label)
-    ax.set_xticks([x + width * (len(series) - 1) / 2 for x in range(len(groups))], groups)
-    ax.set(ylabel=ylabel, title=title)
-    ax.legend()
-
-
 def plot(steps, peers, path) -> None:
     panels = [p for p in (steps, peers) if p]
     fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(6.5 * max(len(panels), 1), 4), squeeze=False)
@@ -111,12 +93,12 @@ def plot(steps, peers, path) -> None:
         series = {}
         for r in steps:
             series.setdefault(r["backend"], {})[r["model"]] = r["train_images_per_second"]
-        _grouped_bars(next(axes), series, "training images / s (median step)", "backend comparison")
+        grouped_bars(next(axes), series, "training images / s (median step)", "backend comparison")
     if peers:
         series = {"tutorial's code": {p["experiment"]: p["peer_wall_seconds"] for p in peers}}
         for p in peers:
             series.setdefault(f"catdog ({p['catdog_backend']})", {})[p["experiment"]] = p["catdog_wall_seconds"]
-        _grouped_bars(next(axes), series, f"wall seconds ({peers[0]['epochs']} epochs, whole process)",
+        grouped_bars(next(axes), series, f"wall seconds ({peers[0]['epochs']} epochs, whole process)",
                       "catdog vs tutorial")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
@@ -142,10 +124,10 @@ def bench(cfg: DictConfig) -> dict:
                          row["wall_speedup"])
     result = {"steps": steps, "peer": peers}
     write_json(out / "bench.json", result)
-    text = "# catdog.bench\n\n## Step times (fresh process per row)\n\n" + _table(steps, STEP_COLUMNS)
+    text = "# catdog.bench\n\n## Step times (fresh process per row)\n\n" + markdown_table(steps, STEP_COLUMNS)
     if peers:
         text += "\n## catdog vs the tutorial's pipeline (same data, same epochs, one after the other)\n\n"
-        text += _table(peers, PEER_COLUMNS)
+        text += markdown_table(peers, PEER_COLUMNS)
     write_text(out / "bench.md", text + "\n![bench](bench.png)\n")
     plot(steps, peers, out / "bench.png")
     return result

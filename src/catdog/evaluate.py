@@ -22,6 +22,10 @@ def evaluate(cfg: DictConfig) -> dict:
 
     model, classes = load_classifier(cfg.ckpt_path, cfg.safe_mode)
     folder = list_image_folder(cfg.data_dir, class_names=classes)
+    if len(folder.class_names) != model.output_shape[-1]:
+        raise CatdogError(f"data_dir={cfg.data_dir} has {len(folder.class_names)} classes "
+                          f"({', '.join(folder.class_names)}) but the model predicts {model.output_shape[-1]}; "
+                          "put classes.json (the training run's class names) beside the checkpoint.")
     images, good, bad = cached_decode(folder.paths, model.input_shape[1:3], cfg.max_image_pixels, cfg.cache_dir)
     if bad and cfg.strict:
         raise CatdogError(f"{len(bad)} image(s) cannot be read (strict=true): {sorted(bad)}")

@@ -4,10 +4,9 @@ import logging
 from pathlib import Path
 
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from catdog.backend import use_backend
-from catdog.config import config_dir
 from catdog.entry import hydra_entry
 from catdog.io import write_json
 
@@ -15,12 +14,17 @@ log = logging.getLogger("catdog.explore")
 
 
 def augment_options(seed: int) -> dict:
-    """Every option of the `augment` config group: {name: {layer key: layer config}}."""
-    options = {}
-    for file in sorted((Path(config_dir()) / "augment").glob("*.yaml")):
-        option = OmegaConf.create({"seed": seed, "augment": OmegaConf.load(file)})
-        options[file.stem] = option.augment.layers
-    return options
+    """Every option of the `augment` config group, this run's `hydra.searchpath` included, composed by Hydra as
+    a training run would see it: {name: {layer key: layer config}}."""
+    from hydra import compose
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+
+    searchpath = [o for o in HydraConfig.get().overrides.hydra if o.startswith("hydra.searchpath=")]
+    names = GlobalHydra.instance().config_loader().get_group_options("augment", config_name="explore",
+                                                                     overrides=searchpath)
+    return {name: compose("train", overrides=[*searchpath, f"augment={name}", f"seed={seed}"]).augment.layers
+            for name in names}
 
 
 def explore(cfg: DictConfig) -> dict:

@@ -1,4 +1,4 @@
-"""Figures: the tutorial's train-vs-validation accuracy curve."""
+"""Figures: the tutorial's train-vs-validation accuracy curve, and grouped bars for the comparisons."""
 
 import matplotlib
 
@@ -48,3 +48,14 @@ def plot_augmentations(rows, path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
+
+
+def grouped_bars(ax, series: dict, ylabel: str, title: str) -> None:
+    """series: {bar label: {group: value}}; one group of bars per group name."""
+    groups = list(dict.fromkeys(g for values in series.values() for g in values))
+    width = 0.8 / max(len(series), 1)
+    for i, (label, values) in enumerate(series.items()):
+        ax.bar([x + i * width for x in range(len(groups))], [values.get(g, 0) for g in groups], width, label=label)
+    ax.set_xticks([x + width * (len(series) - 1) / 2 for x in range(len(groups))], groups, fontsize=8)
+    ax.set(ylabel=ylabel, title=title)
+    ax.legend()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from catdog.plots import plt
+from catdog.plots import grouped_bars, plt
 
 COLUMNS = ("experiment", "model", "augment", "backend", "seed", "epochs", "best_val_accuracy", "final_val_accuracy",
            "test_accuracy", "median_epoch_seconds", "train_images_per_second", "setup_seconds", "run_seconds",
@@ -43,9 +43,9 @@ def _cell(value, column="") -> str:
     return "" if value is None else str(value)
 
 
-def markdown_table(runs) -> str:
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(_cell(r.get(c), c) for c in COLUMNS) + " |" for r in runs]
+def markdown_table(rows, columns=COLUMNS) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_cell(r.get(c), c) for c in columns) + " |" for r in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -66,18 +66,11 @@ def plot_curves(runs, path) -> None:
 
 def plot_backends(runs, path) -> None:
     """Median seconds per epoch for each model and augment, one bar per backend."""
-    groups = sorted({(r["model"], r["augment"]) for r in runs})
-    backends = sorted({r["backend"] for r in runs})
-    width = 0.8 / max(len(backends), 1)
-    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(groups)), 3.8))
-    for i, backend in enumerate(backends):
-        values = [next((r["median_epoch_seconds"] or 0 for r in runs
-                        if (r["model"], r["augment"], r["backend"]) == (*g, backend)), 0) for g in groups]
-        ax.bar([x + i * width for x in range(len(groups))], values, width, label=backend)
-    ax.set_xticks([x + width * (len(backends) - 1) / 2 for x in range(len(groups))],
-                  [f"{m}\n{a}" for m, a in groups], fontsize=8)
-    ax.set(ylabel="median s / epoch", title="backend comparison")
-    ax.legend()
+    series = {}
+    for r in sorted(runs, key=lambda r: (r["model"], r["augment"], r["backend"])):
+        series.setdefault(r["backend"], {})[f"{r['model']}\n{r['augment']}"] = r["median_epoch_seconds"] or 0
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len({(r["model"], r["augment"]) for r in runs})), 3.8))
+    grouped_bars(ax, series, "median s / epoch", "backend comparison")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
