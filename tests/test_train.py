@@ -84,6 +84,7 @@ def test_backend_is_chosen_per_process_and_recorded(tiny_data, tmp_path, backend
     ("model=no_such_model", "Could not find 'model/no_such_model'"),
     ("trainer.typo_key=1", "Could not override 'trainer.typo_key'"),
     ("backend=pytorch", "Could not find 'backend/pytorch'"),
+    ("+dataset.no_such_key=1", "dataset: bad option"),
     ("backend=jax dataset.loader=tf_data", "add backend.import_tensorflow=true"),
     ("backend.import_tensorflow=false", "backend.import_tensorflow=false needs backend=jax"),
 ])

@@ -46,7 +46,10 @@ def train(cfg: DictConfig) -> dict:
     use_devices(cfg.trainer.devices)
     keras.config.set_dtype_policy(cfg.trainer.precision)
 
-    datamodule = ImageFolderDataModule(**cfg.dataset)
+    try:
+        datamodule = ImageFolderDataModule(**cfg.dataset)
+    except TypeError as exc:  # a key added with +dataset.<key>= that the data module does not take
+        raise CatdogError(f"dataset: bad option ({exc}).") from exc
     datamodule.setup()
     model_options = OmegaConf.to_container(cfg.model, resolve=True)
     network = build_model(model_options.pop("name"), (*datamodule.image_size, 3), len(datamodule.class_names),
