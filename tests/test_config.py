@@ -66,7 +66,8 @@ def test_augmentation_layers_draw_independently_and_reproducibly(compose):
 
     def draws():
         keras.utils.set_random_seed(0)
-        flip, rotate = (instantiate(c) for c in compose(["experiment=model2"]).augment.layers.values())
+        layers = compose(["experiment=model2", "augment=flip_rotate_keras"]).augment.layers
+        flip, rotate = (instantiate(c) for c in layers.values())
         images = np.zeros((64, 8, 8, 3), "float32")
         flips = np.ravel(flip.get_random_transformation(images)["flips"])
         angles = np.ravel(rotate.get_random_transformation(images)["angle"])

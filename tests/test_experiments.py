@@ -65,7 +65,7 @@ def test_explore_writes_samples_counts_and_augmentation_previews(tiny_data, tmp_
     counts = json.loads((out / "label_counts.json").read_text())
     assert counts["label_counts"] == {"cats": 12, "dogs": 12} and counts["baseline_accuracy"] == 0.5
     assert Image.open(out / "samples.png").size == (720, 480)  # 3 columns x 2 classes at 240 px
-    flip_rotate = Image.open(out / "augment_flip_rotate.png")
+    flip_rotate = Image.open(out / "augment_flip_rotate_keras.png")
     assert flip_rotate.size[1] > Image.open(out / "augment_flip.png").size[1]  # two rows vs one
     assert not (out / "augment_none.png").exists() and (out / "augment_contrast.png").is_file()
 
