@@ -1,0 +1,65 @@
+"""Time per 32-image batch (160x160, float32) of each augment option, called eagerly as the NumPy loader
+calls it, on each backend in a fresh process: `python scripts/augment_speed.py` -> results/augment/report.md.
+Run it alone on the machine (about a minute)."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+OPTIONS = ("flip_rotate_keras", "flip_rotate")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def measure(option, repeats=40):
+    import keras
+    import numpy as np
+    import yaml
+    from hydra.utils import instantiate
+
+
+    keras.utils.set_random_seed(0)
+    specs = yaml.safe_load((ROOT / "conf" / "augment" / f"{option}.yaml").read_text())["layers"]
+    augment = keras.layers.Pipeline([instantiate(spec) for spec in specs.values()])
+    images = np.random.default_rng(0).integers(0, 256, (32, 160, 160, 3)).astype("float32")
+    times = []
+    for _ in range(repeats + 3):
+        start = time.perf_counter()
+        keras.ops.convert_to_numpy(augment(images, training=True))
+        times.append(time.perf_counter() - start)
+    return float(np.median(times[3:]))
+
+
+def main():
+    if len(sys.argv) == 3:
+        print("AUGMENT", json.dumps({"option": sys.argv[2], "backend": os.environ["KERAS_BACKEND"],
+                                     "median_batch_seconds": measure(sys.argv[2])}))
+        return
+    import yaml
+
+    xla_flags = yaml.safe_load((ROOT / "conf" / "backend" / "jax.yaml").read_text())["xla_flags"]
+    rows = []
+    for backend in ("tensorflow", "jax"):
+        for option in OPTIONS:
+            env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2", "XLA_FLAGS": xla_flags}
+            out = subprocess.run([sys.executable, __file__, "measure", option], env=env, check=True,
+                                 capture_output=True, text=True).stdout
+            rows.append(json.loads(next(line[8:] for line in out.splitlines() if line.startswith("AUGMENT "))))
+            print(rows[-1], flush=True)
+    out = ROOT / "results" / "augment"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "augment.json").write_text(json.dumps(rows, indent=1) + "\n")
+    lines = ["| backend | " + " | ".join(f"`{o}` ms/batch" for o in OPTIONS) + " | ratio |", "|---" * (len(OPTIONS) + 2) + "|"]
+    for backend in ("tensorflow", "jax"):
+        ms = [1000 * next(r["median_batch_seconds"] for r in rows if r["backend"] == backend and r["option"] == o)
+              for o in OPTIONS]
+        lines.append(f"| {backend} | " + " | ".join(f"{m:.1f}" for m in ms) + f" | {ms[0] / ms[1]:.2f}× |")
+    (out / "report.md").write_text("# augment options, median seconds per 32-image batch of 160²\n\n"
+                                   + "\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
