@@ -51,13 +51,14 @@ def main():
     out = ROOT / "results" / "augment"
     out.mkdir(parents=True, exist_ok=True)
     (out / "augment.json").write_text(json.dumps(rows, indent=1) + "\n")
-    lines = ["| backend | " + " | ".join(f"`{o}` ms/batch" for o in OPTIONS) + " | ratio |", "|---" * (len(OPTIONS) + 2) + "|"]
+    header = "| backend | " + " | ".join(f"`{o}` ms/batch" for o in OPTIONS) + " | ratio |"
+    lines = [header, "|---" * (len(OPTIONS) + 2) + "|"]
     for backend in ("tensorflow", "jax"):
         ms = [1000 * next(r["median_batch_seconds"] for r in rows if r["backend"] == backend and r["option"] == o)
               for o in OPTIONS]
         lines.append(f"| {backend} | " + " | ".join(f"{m:.1f}" for m in ms) + f" | {ms[0] / ms[1]:.2f}× |")
-    (out / "report.md").write_text("# augment options, median milliseconds per 32-image batch of 160² (eager calls)\n\n"
-                                   + "\n".join(lines) + "\n")
+    title = "# augment options, median milliseconds per 32-image batch of 160² (eager calls)"
+    (out / "report.md").write_text(title + "\n\n" + "\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

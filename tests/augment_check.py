@@ -26,12 +26,13 @@ one = fused.transform_images(images, fused.transformation(rotation["angle"], fli
 print("CASE flip_then_rotate", max_diff(pair, one))
 
 # Every fill mode and interpolation: the same pixels as Keras' own affine_transform for the same matrix.
-for fill_mode, interpolation in itertools.product(("reflect", "constant", "nearest", "wrap"), ("bilinear", "nearest")):
+modes = ("reflect", "constant", "nearest", "wrap")
+for fill_mode, interpolation in itertools.product(modes, ("bilinear", "nearest")):
     options = {"fill_mode": fill_mode, "interpolation": interpolation, "fill_value": 7.0}
     layer, keras_layer = RandomFlipRotation(0.2, **options), keras.layers.RandomRotation(0.2, **options)
     transformation = layer.get_random_transformation(images)
-    print(f"CASE {fill_mode}_{interpolation}",
-          max_diff(layer.transform_images(images, transformation), keras_layer.transform_images(images, transformation)))
+    ours, keras_own = (each.transform_images(images, transformation) for each in (layer, keras_layer))
+    print(f"CASE {fill_mode}_{interpolation}", max_diff(ours, keras_own))
 
 # One unbatched image goes through as its batch of one would.
 keras.utils.set_random_seed(3)

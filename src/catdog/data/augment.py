@@ -38,8 +38,8 @@ class RandomFlipRotation(keras.layers.RandomRotation):
         matrix = self._compute_affine_matrix(center_x=0.5, center_y=0.5, angle=angle, translate_x=zeros,
                                              translate_y=zeros, scale=ones, shear_x=zeros, shear_y=zeros,
                                              height=height, width=width)
-        return {"angle": angle, "flips": flips, "rotation_matrix": ops.numpy.squeeze(matrix, 0) if unbatched else matrix,
-                "image_height": height, "image_width": width, "batch_size": batch_size}
+        return {"angle": angle, "flips": flips, "batch_size": batch_size, "image_height": height, "image_width": width,
+                "rotation_matrix": ops.numpy.squeeze(matrix, 0) if unbatched else matrix}
 
     def _transform_images(self, images, transformation, interpolation):
         if self.backend.name != "jax" or self.data_format != "channels_last":
