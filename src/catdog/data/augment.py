@@ -52,9 +52,9 @@ class RandomFlipRotation(keras.layers.RandomRotation):
 
 @functools.cache
 def jax_affine_transform():
-    """`keras.ops.image.affine_transform` (channels last) for JAX, jitted: Keras' interpolates over the channel
-    axis as well, reading 8 corners per value where 4 suffice, and took 67 ms for 32 images of 160² against
-    7 ms for this (probed by hand)."""
+    """`keras.ops.image.affine_transform` (channels last) for JAX, jitted, one 2-D sampling per channel: Keras'
+    interpolates over the channel axis as well, reading 8 corners per value where 4 suffice
+    (results/augment/report.md has the layer's time per batch with each)."""
     import jax
     import jax.numpy as jnp
 
