@@ -19,7 +19,6 @@ def measure(option, repeats=40):
     import yaml
     from hydra.utils import instantiate
 
-
     keras.utils.set_random_seed(0)
     specs = yaml.safe_load((ROOT / "conf" / "augment" / f"{option}.yaml").read_text())["layers"]
     augment = keras.layers.Pipeline([instantiate(spec) for spec in specs.values()])
