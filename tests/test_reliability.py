@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import pytest
 
-from catdog.callbacks import AtomicModelCheckpoint
+from catdog.callbacks import AtomicModelCheckpoint, ResumableEarlyStopping
 from catdog.errors import CatdogError
 from catdog.inference import load_classifier
 
@@ -44,7 +44,7 @@ def test_kill_9_then_rerun_resumes_after_the_last_completed_epoch(tiny_data, tmp
     run = tmp_path / "run"
     args = ["catdog.train", "experiment=model3", "augment=none", f"dataset.root={tiny_data}", "dataset.image_size=[32,32]",
             "dataset.batch_size=4", "trainer.max_epochs=6", "trainer.verbose=0", f"hydra.run.dir={run}",
-            f"paths.cache_dir={tmp_path / 'cache'}",
+            f"paths.cache_dir={tmp_path / 'cache'}", "callbacks=early_stopping", "callbacks.early_stopping.patience=10",
             "+callbacks.sleep._target_=helpers.SleepAtEpochEnd", "+callbacks.sleep.seconds=1.5"]
     done_before = kill_after_epochs(args, run, 2)
     assert 2 <= len(done_before) < 6
@@ -92,6 +92,21 @@ def test_a_resumed_run_keeps_the_best_checkpoint_from_before_the_interruption(tm
     checkpoint.resumed_values = [0.5, 1.0, 0.75]  # val_accuracy here is 1.0 too: not an improvement
     model.fit(x, y, validation_data=(x, y), epochs=1, callbacks=[checkpoint], verbose=0)
     assert checkpoint.best == 1.0 and not (tmp_path / "best.keras").exists()
+
+
+@pytest.mark.parametrize("early_stopping, stage_start, epochs_run", [
+    (keras.callbacks.EarlyStopping, 0, 4),  # Keras' own forgets the three epochs before the resume
+    (ResumableEarlyStopping, 0, 1),  # best 0.4 at epoch 1, then 0.6, 0.6 and 0.69: patience 3 spent
+    (ResumableEarlyStopping, 2, 2),  # a later stage's first epoch is 2: best 0.6 there, two more epochs
+])
+def test_early_stopping_patience_survives_a_resume(early_stopping, stage_start, epochs_run):
+    x, y = np.zeros((4, 4), "float32"), np.zeros((4,), "int32")
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, kernel_initializer="zeros")])
+    model.compile(keras.optimizers.SGD(0.0), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    stop = early_stopping(monitor="val_loss", mode="min", patience=3)  # val_loss stays log(2), 0.69
+    stop.resumed_values, stop.stage_start = [0.5, 0.4, 0.6, 0.6], stage_start
+    history = model.fit(x, y, validation_data=(x, y), initial_epoch=4, epochs=12, callbacks=[stop], verbose=0)
+    assert len(history.history["val_loss"]) == epochs_run
 
 
 def test_history_row_cut_by_a_kill_is_ignored(tmp_path):

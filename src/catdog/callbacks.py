@@ -1,4 +1,5 @@
-"""Keras callbacks catdog adds: an epoch timer, and a checkpoint and a backup that are written atomically."""
+"""Keras callbacks catdog adds: an epoch timer, a checkpoint and a backup that are written atomically, and an
+early stop that survives a resume."""
 
 import os
 import time
@@ -78,6 +79,25 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
         super()._save_model(epoch, batch, logs)
         if os.path.exists(self._partial_path):  # only when this save wrote it
             os.replace(self._partial_path, self._final_path)
+
+
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """`EarlyStopping` whose patience survives a resume.
+
+    `resumed_values` (the monitored value of every epoch before the interruption, indexed by epoch) are
+    replayed through Keras' own rule at the first epoch after the resume, counting only the epochs from
+    `stage_start` (the first epoch of this fit), as the uninterrupted fit would have. With
+    `restore_best_weights`, a best epoch from before the interruption restores the weights the run resumed
+    from, not that epoch's: those were not kept (the best checkpoint file has them).
+    """
+
+    resumed_values = ()
+    stage_start = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        replay, self.resumed_values = list(enumerate(self.resumed_values))[self.stage_start:epoch], ()
+        for past_epoch, value in replay:
+            self.on_epoch_end(past_epoch, {self.monitor: value})
 
 
 class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):

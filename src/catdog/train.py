@@ -30,7 +30,7 @@ def train(cfg: DictConfig) -> dict:
 
     from catdog.analysis import analyse_validation
     from catdog.backend import active_backend, tensorflow_imported, use_devices
-    from catdog.callbacks import AtomicModelCheckpoint
+    from catdog.callbacks import AtomicModelCheckpoint, ResumableEarlyStopping
     from catdog.data import ImageFolderDataModule
     from catdog.features import FeatureDataModule, frozen_split, unfreeze_top
     from catdog.models import build_model
@@ -92,8 +92,10 @@ def train(cfg: DictConfig) -> dict:
     checkpoint = trainer.checkpoint_callback
     if trainer.backup_callback and Path(trainer.backup_callback.backup_dir).is_dir():
         log.info("Resuming from the backup in %s", trainer.backup_callback.backup_dir)
-        if isinstance(checkpoint, AtomicModelCheckpoint) and has_csv:
-            checkpoint.resumed_values = read_history(csv_path).get(checkpoint.monitor, [])
+        before = read_history(csv_path) if has_csv else {}
+        for callback in trainer.callbacks:  # the best checkpoint and early stopping carry on from there
+            if isinstance(callback, (AtomicModelCheckpoint, ResumableEarlyStopping)):
+                callback.resumed_values = before.get(callback.monitor, [])
     elif has_csv:  # a finished run's history in a reused run directory: keep it aside
         csv_path.replace(csv_path.with_suffix(".csv.prev"))
     if checkpoint is not None:  # before fit, so that an interrupted run's checkpoint names its classes too

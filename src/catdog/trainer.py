@@ -5,7 +5,7 @@ import shutil
 
 import keras
 
-from catdog.callbacks import AtomicModelCheckpoint
+from catdog.callbacks import AtomicModelCheckpoint, ResumableEarlyStopping
 
 
 class Trainer:
@@ -47,6 +47,8 @@ class Trainer:
         for callback in self.callbacks:
             if isinstance(callback, AtomicModelCheckpoint):
                 callback.export_model = module.export_network
+            if isinstance(callback, ResumableEarlyStopping):
+                callback.stage_start = initial_epoch
         backup = self.backup_callback
         callbacks = [self._stage_backup(stage, keep_backup) if c is backup else c for c in self.callbacks]
         return module.network.fit(
