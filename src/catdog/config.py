@@ -1,4 +1,4 @@
-"""Where the Hydra configs live, and the start-up checks Hydra's schema cannot express."""
+"""Where the Hydra configs live, and the start-up checks on values (Hydra itself rejects unknown keys)."""
 
 from pathlib import Path
 
