@@ -64,7 +64,8 @@ def train(cfg: DictConfig) -> dict:
     if split is not None and cfg.trainer.feature_cache.enabled:
         features, trained = split
         data = FeatureDataModule(datamodule, features, image_augment, cfg.trainer.feature_cache.views,
-                                 cfg.trainer.feature_cache.batch_size, cfg.dataset.cache_dir)
+                                 cfg.trainer.feature_cache.batch_size, cfg.dataset.cache_dir,
+                                 cfg.trainer.feature_cache.fold_batch_norm)
         data.setup()
         augment, feature_views = None, data.views  # augmentation is already in the cached views
         log.info("Training the head on cached %s features (%d augmented views)", features.name, data.views)
