@@ -11,15 +11,20 @@ from conftest import SHARED, make_image_folders, run_cli
 
 
 def test_sweep_over_backends_runs_each_job_on_its_own_backend(tiny_data, tmp_path):
-    sweep = tmp_path / "sweep"
-    result = run_cli("catdog.train", "-m", "experiment=model1", "backend=jax,tensorflow",
+    sweep, mine = tmp_path / "sweep", tmp_path / "my_conf" / "augment" / "contrast.yaml"
+    mine.parent.mkdir(parents=True)  # each job, a process of its own, must find the user's config too
+    mine.write_text("name: contrast\nlayers:\n  contrast:\n    _target_: keras.layers.RandomContrast\n"
+                    "    factor: 0.5\n")
+    result = run_cli("catdog.train", "-m", "experiment=model1", "augment=contrast", "backend=jax,tensorflow",
                      "dataset.batch_size=4,0", "trainer.fast_dev_run=1", f"dataset.root={tiny_data}",
                      "dataset.image_size=[32,32]", "trainer.verbose=0", f"paths.cache_dir={tmp_path / 'cache'}",
-                     f"hydra.sweep.dir={sweep}", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
+                     f"hydra.sweep.dir={sweep}", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+                     f"hydra.searchpath=[file://{mine.parent.parent}]")
     assert result.returncode == 1  # two jobs have batch_size=0 ...
     assert "dataset.batch_size=0: must be a positive integer" in result.stdout + result.stderr
-    backends = [json.loads((sweep / n / "metrics.json").read_text())["backend"] for n in ("0", "2")]
-    assert backends == ["jax", "tensorflow"]  # ... and the other two still ran, each on its backend
+    jobs = [json.loads((sweep / n / "metrics.json").read_text()) for n in ("0", "2")]
+    assert [job["backend"] for job in jobs] == ["jax", "tensorflow"]  # ... the other two ran, each on its backend
+    assert [job["augment"] for job in jobs] == ["contrast", "contrast"]
     runs, failed = collect_runs(sweep)
     assert len(runs) == 2 and failed == ["1", "3"]
 

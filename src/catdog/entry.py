@@ -15,6 +15,8 @@ from catdog.config import config_dir
 from catdog.errors import CatdogError
 
 log = logging.getLogger("catdog")
+SWEEP_ONLY = ("hydra.mode=", "hydra.sweep.", "hydra.sweeper", "hydra/sweeper", "hydra.launcher", "hydra/launcher",
+              "hydra.run.")
 
 
 def run_job_in_fresh_process(module: str):
@@ -26,7 +28,11 @@ def run_job_in_fresh_process(module: str):
     hydra_cfg = HydraConfig.get()
     out = Path(hydra_cfg.runtime.output_dir)
     overrides = list(hydra_cfg.overrides.task)
-    command = [sys.executable, "-m", module, *overrides, f"hydra.run.dir={out}", "hydra.mode=RUN"]
+    hydra_overrides = [o for o in hydra_cfg.overrides.hydra if not o.startswith(SWEEP_ONLY)]  # searchpath, logging
+    config_dirs = [f"--config-dir={source.path.removeprefix('file://')}"
+                   for source in hydra_cfg.runtime.config_sources if source.provider == "command-line"]
+    command = [sys.executable, "-m", module, *config_dirs, f"--config-name={hydra_cfg.job.config_name}",
+               *overrides, *hydra_overrides, f"hydra.run.dir={out}", "hydra.mode=RUN"]
     code = subprocess.run(command).returncode
     if code != 0:
         raise CatdogError(f"Job {hydra_cfg.job.num} ({' '.join(overrides)}) failed with exit code {code}; see {out}.")
