@@ -15,13 +15,17 @@ def datamodule(root, **kw):
 
 def test_test_split_is_the_tutorials_size_and_disjoint_from_validation(tmp_path):
     root = make_image_folders(tmp_path, train=2, val=500)
-    dm = ImageFolderDataModule(root=str(root), image_size=(16, 16), batch_size=32, seed=3)
+    dm = ImageFolderDataModule(root=str(root), image_size=(16, 16), batch_size=32, split_seed=3)
     dm.setup()
     assert (dm.num_images("test"), dm.num_images("val")) == (192, 808)  # 32 batches // 5 = 6 of 32 images
     folder = list_image_folder(root / "validation")
     order = np.random.default_rng(3).permutation(len(folder))
     test, val = set(order[:192]), set(order[192:])
     assert not test & val and len(test | val) == 1000
+    other_seed = ImageFolderDataModule(root=str(root), image_size=(16, 16), batch_size=32, split_seed=3, seed=7)
+    other_seed.setup()  # the training seed does not move the split
+    for split in ("test", "val"):
+        np.testing.assert_array_equal(other_seed.arrays[split][0], dm.arrays[split][0])
 
 
 @pytest.mark.parametrize("loader", ["tf_data", "numpy"])

@@ -19,18 +19,18 @@ class ImageFolderDataModule:
     """Train / validation / test from `root/<split>/<class>/*` (Lightning's LightningDataModule role).
 
     Every image is decoded and resized once per run (or read from the shared decode cache); test is
-    the first `test_fraction` of the validation batches, split once from a seeded shuffle of the file
-    list so test and validation never overlap.
+    the first `test_fraction` of the validation batches, split once from a shuffle of the file list by
+    `split_seed` (not `seed`, which shuffles the training batches) so test and validation never overlap.
     """
 
     def __init__(self, root=None, url=None, download_dir=None, train_split="train", val_split="validation",
-                 image_size=(160, 160), batch_size=32, test_fraction=0.2, seed=0, cache_dir=None,
+                 image_size=(160, 160), batch_size=32, test_fraction=0.2, split_seed=0, seed=0, cache_dir=None,
                  strict=False, max_image_pixels=89478485, loader="numpy", name="images"):
         self.name = name
         self.root, self.url, self.download_dir = root, url, download_dir
         self.splits = (train_split, val_split)
         self.image_size = tuple(image_size)
-        self.batch_size, self.test_fraction, self.seed = batch_size, test_fraction, seed
+        self.batch_size, self.test_fraction, self.split_seed, self.seed = batch_size, test_fraction, split_seed, seed
         self.cache_dir, self.strict, self.max_image_pixels = cache_dir, strict, max_image_pixels
         self.loader = loader
         self.arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -57,7 +57,7 @@ class ImageFolderDataModule:
         train = list_image_folder(root / self.splits[0])
         val = list_image_folder(root / self.splits[1], class_names=train.class_names)
         self.class_names = train.class_names
-        order = np.random.default_rng(self.seed).permutation(len(val))
+        order = np.random.default_rng(self.split_seed).permutation(len(val))
         n_test = math.floor(math.ceil(len(val) / self.batch_size) * self.test_fraction) * self.batch_size
         parts = {"train": train, "test": val.subset(order[:n_test]), "val": val.subset(order[n_test:])}
         for name, folder in parts.items():
