@@ -96,3 +96,17 @@ def test_augmented_feature_views_are_keyed_by_whose_kernels_augment(monkeypatch)
             monkeypatch.setattr(keras.backend, "backend", lambda name=backend: name)
             keys.add(data._key("train", 2, augment))
     assert len(keys) == 3  # NumPy batches on each backend, and tf.data (TensorFlow's kernels) on either
+
+
+def test_augmented_feature_views_are_keyed_by_the_draws_not_just_the_config():
+    from types import SimpleNamespace
+
+    features, _ = frozen_split(build_model("mobilenet", (32, 32, 3), 2, weights=None, alpha=0.35))
+    images = SimpleNamespace(arrays={"train": (np.zeros((2, 32, 32, 3), "uint8"), np.zeros(2, "int32"))},
+                             loader="numpy", batch_size=4, seed=0)
+    keys = []
+    for global_seed in (0, 0, 1):  # seed=None: the layer's draws follow the global seed, its config does not
+        keras.utils.set_random_seed(global_seed)
+        augment = keras.layers.Pipeline([keras.layers.RandomFlip()])
+        keys.append(FeatureDataModule(images, features, augment)._key("train", 2, augment))
+    assert keys[0] == keys[1] != keys[2]

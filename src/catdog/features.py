@@ -71,6 +71,8 @@ class FeatureDataModule:
         for w in self.features.weights:
             h.update(np.asarray(w.numpy()).tobytes())
         augment_layers = list(augment.layers) if augment is not None else []
+        for variable in (v for layer in augment_layers for v in layer.non_trainable_variables):
+            h.update(np.asarray(variable.numpy()).tobytes())  # the seed generators' states: which draws
         configs = [[type(layer).__name__, {k: v for k, v in layer.get_config().items() if k != "name"}]
                    for layer in [*leaf_layers(self.features), *augment_layers]]  # names count up per process
         # augmented views depend on whose kernels augment: tf.data's TensorFlow, or NumPy batches' backend
