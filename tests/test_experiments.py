@@ -44,8 +44,11 @@ def fake_run(root, name, **metrics):
 def test_report_tables_and_plots_from_run_directories(tmp_path):
     fake_run(tmp_path, "0", model="cnn_small", backend="tensorflow", best_val_accuracy=0.625)
     fake_run(tmp_path, "1", model="mobilenet", backend="jax", test_accuracy=0.97, median_epoch_seconds=40.0)
+    (tmp_path / "1" / "history.csv").write_text(  # resumed after epoch 1 (repeated), its last row cut by a kill
+        "epoch,accuracy,val_accuracy\n0,0.5,0.6\n1,0.7,0.7\n1,0.7,0.72\n2,0.8,0.8\n3,0.9,\n")
     (tmp_path / "2" / ".hydra").mkdir(parents=True)  # a job that died before writing metrics
     (tmp_path / "2" / ".hydra" / "config.yaml").write_text("{}")
+    assert {r["run"]: r["val_curve"] for r in collect_runs(tmp_path)[0]}["1"] == [0.6, 0.72, 0.8]
     report = write_report(tmp_path, tmp_path / "report")
     with open(tmp_path / "report" / "runs.csv", newline="") as f:
         rows = {r["run"]: r for r in csv.DictReader(f)}

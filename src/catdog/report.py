@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from catdog.history import read_history
 from catdog.plots import grouped_bars, plt
 
 COLUMNS = ("experiment", "model", "augment", "backend", "seed", "epochs", "best_val_accuracy", "final_val_accuracy",
@@ -29,8 +30,7 @@ def collect_runs(root) -> tuple[list[dict], list[str]]:
             record["seconds_to_0.97_val"] = (record.get("seconds_to_val_accuracy") or {}).get("0.97")
             history = job / "history.csv"
             if history.is_file():
-                with open(history, newline="") as f:
-                    record["val_curve"] = [float(r["val_accuracy"]) for r in csv.DictReader(f)]
+                record["val_curve"] = read_history(history).get("val_accuracy", [])
             runs.append(record)
         elif (job / ".hydra").is_dir():
             failed.append(str(job.relative_to(root)) if job != root else ".")
