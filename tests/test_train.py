@@ -34,7 +34,7 @@ def test_fast_dev_run_of_every_experiment_writes_every_output(compose, tiny_data
         assert (run / name).is_file(), name
     on_disk = json.loads((run / "metrics.json").read_text())
     assert METRIC_KEYS <= set(on_disk) and on_disk == json.loads(json.dumps(metrics, default=str))
-    assert on_disk["backend"] == "tensorflow" and on_disk["epochs"] == 1
+    assert on_disk["backend"] == "tensorflow" and on_disk["epochs"] == 1 and on_disk["test_checkpoint"] == "best"
     assert on_disk["label_counts"] == {"cats": 12, "dogs": 12} and on_disk["baseline_accuracy"] == 0.5
     assert len(on_disk["epoch_seconds"]) == 1 and len(on_disk["epoch_cores"]) == 1 and on_disk["epoch_cores"][0] > 0
     matrix = on_disk["val_confusion_matrix"]
@@ -221,6 +221,12 @@ def test_history_follows_the_configured_csv_logger(compose, tiny_data):
     assert train(cfg)["epochs"] == 1 and (Path(cfg.paths.output_dir) / "epochs.csv").is_file()
     cfg = compose(small_run(tiny_data, "experiment=model1", "trainer.fast_dev_run=1", "callbacks.csv_logger=null"))
     assert train(cfg)["epochs"] == 1 and not (Path(cfg.paths.output_dir) / "history.csv").exists()
+
+
+def test_metrics_name_the_weights_that_were_tested(compose, tiny_data):
+    cfg = compose(small_run(tiny_data, "experiment=model1", "trainer.fast_dev_run=1",
+                            "callbacks.model_checkpoint=null"))  # test_ckpt=best, but no best checkpoint
+    assert train(cfg)["test_checkpoint"] == "last"
 
 
 def test_classes_are_written_before_training_starts(compose, tiny_data, monkeypatch):

@@ -112,8 +112,14 @@ def train(cfg: DictConfig) -> dict:
         fit = trainer.fit(module, data, augment=image_augment, initial_epoch=stage_one, stage="finetune")
         trainer.remove_backup()
     history = read_history(csv_path) if csv_path is not None and csv_path.is_file() else fit.history
-    if checkpoint is not None and cfg.trainer.test_ckpt == "best" and Path(checkpoint.filepath).is_file():
-        network.load_weights(checkpoint.filepath)
+    tested = "last"
+    if cfg.trainer.test_ckpt == "best":
+        if checkpoint is not None and checkpoint.save_best_only and Path(checkpoint.filepath).is_file():
+            network.load_weights(checkpoint.filepath)
+            tested = "best"
+        else:
+            log.warning("trainer.test_ckpt=best, but there is no best-only checkpoint file (callbacks."
+                        "model_checkpoint with save_best_only and a fixed filepath): testing the last weights.")
     test = trainer.test(module, data) if datamodule.num_images("test") else {}
 
     matrix, mistakes = analyse_validation(module.network, data.val_dataloader(trainer.limits["val"]),
@@ -135,7 +141,7 @@ def train(cfg: DictConfig) -> dict:
         **summarise(history, setup_seconds, trainer.images_per_epoch(datamodule)),
         "test_accuracy": test.get("accuracy"),
         "test_loss": test.get("loss"),
-        "test_checkpoint": cfg.trainer.test_ckpt,
+        "test_checkpoint": tested,
         "baseline_accuracy": max(counts.values()) / sum(counts.values()),
         "label_counts": counts,
         "val_confusion_matrix": matrix,
