@@ -110,3 +110,14 @@ def test_augmented_feature_views_are_keyed_by_the_draws_not_just_the_config():
         augment = keras.layers.Pipeline([keras.layers.RandomFlip()])
         keys.append(FeatureDataModule(images, features, augment)._key("train", 2, augment))
     assert keys[0] == keys[1] != keys[2]
+
+
+def test_a_fast_dev_run_computes_only_the_features_it_uses(compose, tmp_path):
+    data = make_image_folders(tmp_path / "data", train=8, val=10)
+    cfg = compose([f"dataset.root={data}", "experiment=model4", "model.weights=null", "dataset.image_size=[32,32]",
+                   "dataset.batch_size=4", "trainer.verbose=0", "trainer.feature_cache.views=3",
+                   "trainer.fast_dev_run=1"])
+    assert train(cfg)["feature_cache_views"] == 3
+    cached = {p.name.split("-")[1]: np.load(p)["features"].shape[0] for p in (tmp_path / "cache").glob("features-*")}
+    assert cached == {"train": 3 * 4, "val": 4, "test": 4}  # one batch of 4 images per split, 3 views of train
+

@@ -54,8 +54,10 @@ class FeatureDataModule:
     samples from that pool.
     """
 
-    def __init__(self, images, features, augment=None, views=4, batch_size=64, cache_dir=None, fold_batch_norm=True):
+    def __init__(self, images, features, augment=None, views=4, batch_size=64, cache_dir=None, fold_batch_norm=True,
+                 max_images=None):
         self.images, self.features, self.augment, self.fold = images, features, augment, fold_batch_norm
+        self.max_images = max_images or {}  # {split: n}: only the first n images (a fast_dev_run)
         self.views = views if augment is not None else 1
         self.predict_batch_size, self.cache_dir = batch_size, cache_dir
         self.batch_size, self.seed = images.batch_size, images.seed
@@ -67,7 +69,7 @@ class FeatureDataModule:
             self.arrays[split] = self._features(split, views, augment)
 
     def _key(self, split, views, augment) -> str:
-        h = hashlib.sha256(self.images.arrays[split][0].tobytes())
+        h = hashlib.sha256(self._split(split)[0].tobytes())
         for w in self.features.weights:
             h.update(np.asarray(w.numpy()).tobytes())
         augment_layers = list(augment.layers) if augment is not None else []
@@ -81,7 +83,7 @@ class FeatureDataModule:
         return h.hexdigest()[:24]
 
     def _features(self, split, views, augment):
-        images, labels = self.images.arrays[split]
+        images, labels = self._split(split)
         if not len(labels):
             return np.zeros((0, *self.features.output_shape[1:]), "float32"), labels
 
@@ -96,6 +98,11 @@ class FeatureDataModule:
             feats = compute()
         return feats["features"], np.tile(labels, views)
 
+    def _split(self, split):
+        images, labels = self.images.arrays[split]
+        n = self.max_images.get(split)
+        return (images[:n], labels[:n]) if n else (images, labels)
+
     def _inference_features(self):
         """The features model, its BatchNormalization folded away (`fold_batch_norm`) at the first cache miss."""
         if self._folded is None:
@@ -103,7 +110,7 @@ class FeatureDataModule:
         return self._folded
 
     def num_images(self, split: str) -> int:
-        return self.images.num_images(split)
+        return len(self._split(split)[1])
 
     def steps_per_epoch(self, limit_batches=None):
         """With augmented views the pool is repeated, so an epoch is one pass's worth of batches."""

@@ -60,12 +60,19 @@ def train(cfg: DictConfig) -> dict:
     if cfg.finetune and split is None:
         raise CatdogError(f"finetune needs a model with a frozen backbone, and {network.name} has none; "
                           "use model=mobilenet (experiment=model4_finetune) or drop finetune.")
+    callbacks = [instantiate(c) for c in cfg.callbacks.values() if c is not None]
+    trainer = Trainer(callbacks=callbacks, max_epochs=cfg.trainer.max_epochs, fast_dev_run=cfg.trainer.fast_dev_run,
+                      limit_train_batches=cfg.trainer.limit_train_batches,
+                      limit_val_batches=cfg.trainer.limit_val_batches,
+                      limit_test_batches=cfg.trainer.limit_test_batches, verbose=cfg.trainer.verbose)
     data, trained, augment, feature_views = datamodule, network, image_augment, None
     if split is not None and cfg.trainer.feature_cache.enabled:
         features, trained = split
+        # a fast_dev_run computes the features of the batches it runs, not of every image
+        max_images = {k: n * datamodule.batch_size for k, n in trainer.limits.items()} if cfg.trainer.fast_dev_run else {}
         data = FeatureDataModule(datamodule, features, image_augment, cfg.trainer.feature_cache.views,
                                  cfg.trainer.feature_cache.batch_size, cfg.dataset.cache_dir,
-                                 cfg.trainer.feature_cache.fold_batch_norm)
+                                 cfg.trainer.feature_cache.fold_batch_norm, max_images)
         data.setup()
         augment, feature_views = None, data.views  # augmentation is already in the cached views
         log.info("Training the head on cached %s features (%d augmented views)", features.name, data.views)
@@ -78,11 +85,6 @@ def train(cfg: DictConfig) -> dict:
         )
 
     module = make_module(trained)
-    callbacks = [instantiate(c) for c in cfg.callbacks.values() if c is not None]
-    trainer = Trainer(callbacks=callbacks, max_epochs=cfg.trainer.max_epochs, fast_dev_run=cfg.trainer.fast_dev_run,
-                      limit_train_batches=cfg.trainer.limit_train_batches,
-                      limit_val_batches=cfg.trainer.limit_val_batches,
-                      limit_test_batches=cfg.trainer.limit_test_batches, verbose=cfg.trainer.verbose)
     write_text(out / "model_summary.txt", module.summary())
     log.info("Training %s on %s (%s), %d trainable of %d parameters", network.name, active_backend(),
              datamodule.class_names, module.params_trainable, module.params_total)
