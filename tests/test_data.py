@@ -130,6 +130,9 @@ def test_pixel_limit_above_pillows_own_is_honoured(tmp_path, monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1_000_000)  # Pillow refuses over twice this by itself
     images, good, bad = decode_images([str(path)], (32, 32), max_pixels=10_000_000)
     assert not bad and images.shape == (1, 32, 32, 3)
+    assert Image.MAX_IMAGE_PIXELS == 1_000_000  # Pillow's own setting is left as it was
+    assert not decode_images([str(path)], (32, 32), max_pixels=0)[2]  # 0: no limit
+    assert decode_images([str(path)], (32, 32), max_pixels=1_000_000)[2]
 
 
 def test_augmented_batches_are_reproducible_from_the_seed(tiny_data):

@@ -78,8 +78,10 @@ def load_image(path, image_size, max_pixels=Image.MAX_IMAGE_PIXELS) -> np.ndarra
 
 
 def decode_images(paths, image_size, max_pixels=Image.MAX_IMAGE_PIXELS, workers=None):
-    """Decode every file once; returns (uint8 array of the good ones, their indices, {path: error})."""
-    Image.MAX_IMAGE_PIXELS = max_pixels  # Pillow itself refuses twice its limit, before `load_image` could allow it
+    """Decode every file once; returns (uint8 array of the good ones, their indices, {path: error}).
+
+    `max_pixels` (0 or None: no limit) replaces Pillow's own guard while decoding, which refuses twice
+    Pillow's limit before `load_image` could allow more; Pillow's setting is restored afterwards."""
 
     def one(path):
         try:
@@ -87,8 +89,12 @@ def decode_images(paths, image_size, max_pixels=Image.MAX_IMAGE_PIXELS, workers=
         except Exception as exc:  # Pillow raises many types for bad files
             return None, f"{type(exc).__name__}: {exc}"
 
-    with ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:
-        results = list(pool.map(one, paths))
+    pillows_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    try:
+        with ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:
+            results = list(pool.map(one, paths))
+    finally:
+        Image.MAX_IMAGE_PIXELS = pillows_limit
     good = [i for i, (img, _) in enumerate(results) if img is not None]
     bad = {paths[i]: err for i, (_, err) in enumerate(results) if err is not None}
     images = np.stack([results[i][0] for i in good]) if good else np.zeros((0, *image_size, 3), np.uint8)
