@@ -13,8 +13,9 @@ BACKENDS = ("jax", "tensorflow")
 
 def use_backend(name: str, xla_flags: str | None = None, compilation_cache_dir: str | None = None,
                 import_tensorflow: bool = True) -> None:
-    """Set KERAS_BACKEND, XLA_FLAGS and JAX's persistent compilation cache (values already in the
-    environment win); fails if Keras already runs on another backend in this process.
+    """Set KERAS_BACKEND to `name`, and XLA_FLAGS and JAX's persistent compilation cache (for these, values
+    already in the environment win); fails if Keras already runs on another backend in this process, and
+    changes nothing if it already runs on this one.
 
     `import_tensorflow=False` (JAX only) keeps TensorFlow out of the process: Keras imports it whenever
     it is installed (to seed it, to check types), which costs a JAX run about 0.4 GB of memory.

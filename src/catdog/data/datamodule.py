@@ -49,7 +49,8 @@ class ImageFolderDataModule:
                 )
             return root
         if not self.url:
-            raise CatdogError("Set dataset.root to a folder with train/ and validation/ class folders.")
+            raise CatdogError(f"Set dataset.root to a folder with {' and '.join(s + '/' for s in self.splits)} class "
+                              "folders, or dataset.url to an archive of one.")
         return download_dataset(self.url, self.splits, self.download_dir)
 
     def setup(self) -> None:

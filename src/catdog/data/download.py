@@ -18,7 +18,7 @@ def download_dataset(url: str, splits, cache_dir=None) -> Path:
     except Exception as exc:
         raise CatdogError(
             f"Could not download the dataset from {url} ({exc}). If this machine is offline, point "
-            "dataset.root at a local copy that holds train/ and validation/ class folders, e.g. "
+            f"dataset.root at a local copy that holds {' and '.join(s + '/' for s in splits)} class folders, e.g. "
             "dataset.root=../shared/data/cats_and_dogs."
         ) from exc
     for candidate in (extracted, *sorted(p for p in extracted.iterdir() if p.is_dir())):

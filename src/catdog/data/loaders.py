@@ -13,7 +13,8 @@ def array_loader(x, y, batch_size, *, loader="numpy", seed=None, augment=None, l
     (`tf_data_pipeline`). NumPy batches were as fast or faster and used 0.25-0.5 GB less memory on both
     backends (results/loaders/report.md); tf.data runs Keras' augmentation layers with TensorFlow's kernels,
     NumPy batches with the backend's. `repeat`: a pass longer than an epoch (steps_per_epoch) goes on where
-    the last epoch stopped.
+    the last epoch stopped (on JAX, Keras reshuffles `ArrayBatches` at every epoch's end all the same, so
+    the rest of the pass is read in a new order: each epoch still draws uniformly from the pool).
     """
     if loader == "numpy":
         batches = ArrayBatches(x, y, batch_size, seed=seed, augment=augment, limit_batches=limit_batches)
@@ -53,7 +54,7 @@ def tf_data_pipeline(x, y, batch_size, seed=None, augment=None, limit_batches=No
 class ArrayBatches(keras.utils.PyDataset):
     """`tf_data_pipeline`'s batching by NumPy indexing, in the Python thread; reshuffled at every epoch's end.
 
-    Keras goes on through the pass where the last epoch stopped when steps_per_epoch is shorter.
+    When steps_per_epoch is shorter than a pass, Keras goes on at the next index, in the new order.
     """
 
     def __init__(self, x, y, batch_size, seed=None, augment=None, limit_batches=None):
