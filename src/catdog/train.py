@@ -107,7 +107,8 @@ def train(cfg: DictConfig) -> dict:
     fit = trainer.fit(module, data, augment=augment, keep_backup=bool(cfg.finetune))
     if cfg.finetune:  # stage 2: the top of the backbone too, on images
         unfrozen = unfreeze_top(split[0], cfg.finetune.unfreeze_layers)
-        log.info("Fine-tuning %d backbone layers at learning rate %g", unfrozen, cfg.finetune.learning_rate)
+        log.info("Fine-tuning the last %d backbone layers (%d of them with weights; BatchNormalization stays "
+                 "frozen) at learning rate %g", cfg.finetune.unfreeze_layers, unfrozen, cfg.finetune.learning_rate)
         module, data = make_module(network, learning_rate=cfg.finetune.learning_rate), datamodule
         stage_one = trainer.max_epochs
         trainer.max_epochs += 1 if cfg.trainer.fast_dev_run else cfg.finetune.epochs
