@@ -15,15 +15,14 @@ log = logging.getLogger("catdog.predict")
 
 
 def image_files(path) -> list[str]:
-    from catdog.data.images import IMAGE_EXTENSIONS
+    from catdog.data.images import is_image_file
 
     path = Path(path).expanduser()
     if path.is_file():
         return [str(path)]
     if not path.is_dir():
         raise CatdogError(f"images={path}: no such file or folder.")
-    files = sorted(str(p) for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-                   and not p.name.startswith("."))
+    files = sorted(str(p) for p in path.rglob("*") if is_image_file(p))
     if not files:
         raise CatdogError(f"images={path} holds no image files.")
     return files

@@ -16,6 +16,11 @@ log = logging.getLogger(__name__)
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 
 
+def is_image_file(path: Path) -> bool:
+    """A visible file with one of IMAGE_EXTENSIONS."""
+    return path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+
+
 @dataclass
 class ImageFolder:
     """Files of one split: paths, integer labels and the class names they index."""
@@ -50,8 +55,7 @@ def list_image_folder(directory, class_names=None) -> ImageFolder:
     for label, name in enumerate(classes):
         class_dir = directory / name
         files = sorted(class_dir.iterdir()) if class_dir.is_dir() else []
-        images = [f for f in files if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS
-                  and not f.name.startswith(".")]
+        images = [f for f in files if is_image_file(f)]
         ignored += [str(f) for f in files if f.is_file() and f not in images]
         if not images and class_names is None:
             raise CatdogError(
