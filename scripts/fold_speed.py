@@ -1,0 +1,72 @@
+"""Images per second of model4's frozen features (MobileNetV2 at 160x160, max pooling), as the feature cache
+computes them (`predict`, batch 64), with and without BatchNormalization folded into the convolutions;
+plain and folded alternate in one process per backend: `python scripts/fold_speed.py` ->
+results/fold/report.md. Run it alone on the machine (a few minutes)."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def measure(images=512, rounds=5):
+    import keras
+    import numpy as np
+
+    from catdog.models import build_model
+    from catdog.models.folding import fold_batch_norm
+
+    rng = np.random.default_rng(0)
+    features = build_model("mobilenet", (160, 160, 3), 2, weights=None).get_layer("features")
+    for layer in features._flatten_layers():  # inference statistics away from 0 and 1, as trained ones are
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.set_weights([rng.uniform(0.5, 2, w.shape) if i in (0, 3) else rng.normal(0, 0.5, w.shape)
+                               for i, w in enumerate(layer.get_weights())])
+    models = {"plain": features, "folded": fold_batch_norm(features)}
+    x = rng.integers(0, 256, (images, 160, 160, 3)).astype("float32")
+    outputs = {name: model.predict(x[:64], batch_size=64, verbose=0) for name, model in models.items()}  # warm-up
+    times = {name: [] for name in models}
+    for _ in range(rounds):
+        for name, model in models.items():
+            start = time.perf_counter()
+            model.predict(x, batch_size=64, verbose=0)
+            times[name].append(time.perf_counter() - start)
+    diff = np.abs(outputs["folded"] - outputs["plain"]).max() / np.abs(outputs["plain"]).max()
+    return {**{f"{name}_images_per_second": images / float(np.median(t)) for name, t in times.items()},
+            "max_relative_difference": float(diff), "rounds": rounds, "images": images}
+
+
+def main():
+    if len(sys.argv) == 2:
+        print("FOLD", json.dumps({"backend": os.environ["KERAS_BACKEND"], **measure()}))
+        return
+    import yaml
+
+    xla_flags = yaml.safe_load((ROOT / "conf" / "backend" / "jax.yaml").read_text())["xla_flags"]
+    rows = []
+    for backend in ("tensorflow", "jax"):
+        env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2", "XLA_FLAGS": xla_flags}
+        out = subprocess.run([sys.executable, __file__, "measure"], env=env, check=True, capture_output=True,
+                             text=True).stdout
+        rows.append(json.loads(next(line[5:] for line in out.splitlines() if line.startswith("FOLD "))))
+        print(rows[-1], flush=True)
+    out = ROOT / "results" / "fold"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "fold.json").write_text(json.dumps(rows, indent=1) + "\n")
+    lines = ["| backend | plain img/s | folded img/s | speed-up | max relative difference |", "|---|---|---|---|---|"]
+    for r in rows:
+        plain, folded = r["plain_images_per_second"], r["folded_images_per_second"]
+        lines.append(f"| {r['backend']} | {plain:.1f} | {folded:.1f} | {folded / plain:.2f}× "
+                     f"| {r['max_relative_difference']:.1e} |")
+    title = (f"# model4's frozen features, images/s (median of {rows[0]['rounds']} predict passes over "
+             f"{rows[0]['images']} images, batch 64), BatchNormalization plain and folded")
+    (out / "report.md").write_text(title + "\n\n" + "\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
