@@ -24,7 +24,7 @@ def test_every_group_option_composes(compose, group, option):
 
 
 @pytest.mark.parametrize("experiment,model,augment", [
-    ("model1", "cnn_small", "none"), ("model2", "cnn", "flip_rotate"),
+    ("model1", "cnn_small", "none"), ("model2", "cnn", "flip_rotate_keras"),
     ("model3", "cnn_scaled", "flip_rotate"), ("model4", "mobilenet", "flip_rotate"),
 ])
 def test_experiments_reproduce_the_tutorial(compose, experiment, model, augment):
