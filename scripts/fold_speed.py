@@ -1,7 +1,11 @@
 """Images per second of model4's frozen features (MobileNetV2 at 160x160, max pooling), as the feature cache
 computes them (`predict`, batch 64), with and without BatchNormalization folded into the convolutions;
 plain and folded alternate in one process per backend: `python scripts/fold_speed.py` ->
-results/fold/report.md. Run it alone on the machine (a few minutes)."""
+results/fold/report.md. Run it alone on the machine (a few minutes).
+
+In inference mode BatchNormalization is a per-channel scale and shift, so after a linear convolution it can
+live in that convolution's kernel and bias. Measured here it did not pay (README "Performance"), so catdog
+does not fold; the folding below is kept with the measurement."""
 
 import json
 import os
@@ -10,15 +14,64 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def fold_batch_norm(model):
+    """A frozen copy of functional `model` (nested models included), each BatchNormalization that alone reads
+    a linear convolution's output folded into that convolution; the same outputs up to rounding."""
+    import keras
+
+    class FoldedAway(keras.layers.Layer):
+        def call(self, inputs, training=None, mask=None):
+            return inputs
+
+    convolutions = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)
+    pairs = {}
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization) and layer.axis in (-1, 3):
+            conv = layer.input._keras_history.operation
+            if (isinstance(conv, convolutions) and len(conv._outbound_nodes) == 1
+                    and conv.get_config()["activation"] == "linear"):
+                pairs[conv.name] = layer
+    folded = {norm.name for norm in pairs.values()}
+
+    def clone(layer):
+        if isinstance(layer, keras.Model):
+            return fold_batch_norm(layer)
+        if layer.name in folded:
+            return FoldedAway(name=layer.name)
+        config = layer.get_config()
+        if layer.name in pairs:
+            config["use_bias"] = True
+        return type(layer).from_config(config)
+
+    copy = keras.models.clone_model(model, clone_function=clone)
+    for layer in model.layers:
+        if isinstance(layer, keras.Model) or layer.name in folded or not layer.weights:
+            continue
+        weights = layer.get_weights()
+        if layer.name in pairs:
+            norm = pairs[layer.name]
+            variance = np.asarray(norm.moving_variance, "float64")
+            scale = np.asarray(norm.gamma, "float64") / np.sqrt(variance + norm.epsilon)
+            kernel = np.asarray(layer.kernel, "float64")
+            depthwise = isinstance(layer, keras.layers.DepthwiseConv2D)
+            kernel = kernel * (scale.reshape(kernel.shape[2:]) if depthwise else scale)
+            bias = np.asarray(layer.bias, "float64") if layer.use_bias else 0.0
+            shift = np.asarray(norm.beta, "float64") - np.asarray(norm.moving_mean, "float64") * scale
+            weights = [kernel.astype("float32"), (bias * scale + shift).astype("float32")]
+        copy.get_layer(layer.name).set_weights(weights)
+    copy.trainable = False
+    return copy
 
 
 def measure(images=512, rounds=5):
     import keras
-    import numpy as np
 
     from catdog.models import build_model
-    from catdog.models.folding import fold_batch_norm
 
     rng = np.random.default_rng(0)
     features = build_model("mobilenet", (160, 160, 3), 2, weights=None).get_layer("features")

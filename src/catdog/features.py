@@ -13,7 +13,6 @@ import numpy as np
 
 from catdog.data.cache import cached_arrays
 from catdog.data.loaders import array_loader
-from catdog.models import folding
 
 
 def leaf_layers(model):
@@ -46,22 +45,19 @@ def frozen_split(network):
 class FeatureDataModule:
     """An image data module's splits as backbone features, computed once (or read from `cache_dir`).
 
-    The features are computed by a copy of the features model with each BatchNormalization folded into the
-    convolution before it (`catdog.models.folding`; the same outputs up to rounding, a faster pass).
     Validation and test are the features of their images. Training without augmentation is the features
     of the training images, shuffled and batched exactly as the image pipeline does; with augmentation
     it is `views` augmented passes over the training images, and each epoch draws one epoch's worth of
     samples from that pool.
     """
 
-    def __init__(self, images, features, augment=None, views=4, batch_size=64, cache_dir=None, fold_batch_norm=True,
-                 max_images=None):
-        self.images, self.features, self.augment, self.fold = images, features, augment, fold_batch_norm
+    def __init__(self, images, features, augment=None, views=4, batch_size=64, cache_dir=None, max_images=None):
+        self.images, self.features, self.augment = images, features, augment
         self.max_images = max_images or {}  # {split: n}: only the first n images (a fast_dev_run)
         self.views = views if augment is not None else 1
         self.predict_batch_size, self.cache_dir = batch_size, cache_dir
         self.batch_size, self.seed = images.batch_size, images.seed
-        self.arrays, self._folded = {}, None
+        self.arrays = {}
 
     def setup(self) -> None:
         for split in ("train", "val", "test"):
@@ -89,7 +85,7 @@ class FeatureDataModule:
 
         def compute():
             loader = array_loader(images, labels, self.predict_batch_size, loader=self.images.loader, augment=augment)
-            passes = [self._inference_features().predict(loader, verbose=0) for _ in range(views)]
+            passes = [self.features.predict(loader, verbose=0) for _ in range(views)]
             return {"features": np.concatenate(passes).astype("float32")}
 
         if self.cache_dir:
@@ -102,12 +98,6 @@ class FeatureDataModule:
         images, labels = self.images.arrays[split]
         n = self.max_images.get(split)
         return (images[:n], labels[:n]) if n else (images, labels)
-
-    def _inference_features(self):
-        """The features model, its BatchNormalization folded away (`fold_batch_norm`) at the first cache miss."""
-        if self._folded is None:
-            self._folded = folding.fold_batch_norm(self.features) if self.fold else self.features
-        return self._folded
 
     def num_images(self, split: str) -> int:
         return len(self._split(split)[1])

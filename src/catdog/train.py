@@ -69,10 +69,10 @@ def train(cfg: DictConfig) -> dict:
     if split is not None and cfg.trainer.feature_cache.enabled:
         features, trained = split
         # a fast_dev_run computes the features of the batches it runs, not of every image
-        max_images = {k: n * datamodule.batch_size for k, n in trainer.limits.items()} if cfg.trainer.fast_dev_run else {}
+        max_images = ({k: n * datamodule.batch_size for k, n in trainer.limits.items()}
+                      if cfg.trainer.fast_dev_run else {})
         data = FeatureDataModule(datamodule, features, image_augment, cfg.trainer.feature_cache.views,
-                                 cfg.trainer.feature_cache.batch_size, cfg.dataset.cache_dir,
-                                 cfg.trainer.feature_cache.fold_batch_norm, max_images)
+                                 cfg.trainer.feature_cache.batch_size, cfg.dataset.cache_dir, max_images)
         data.setup()
         augment, feature_views = None, data.views  # augmentation is already in the cached views
         log.info("Training the head on cached %s features (%d augmented views)", features.name, data.views)
