@@ -120,4 +120,3 @@ def test_a_fast_dev_run_computes_only_the_features_it_uses(compose, tmp_path):
     assert train(cfg)["feature_cache_views"] == 3
     cached = {p.name.split("-")[1]: np.load(p)["features"].shape[0] for p in (tmp_path / "cache").glob("features-*")}
     assert cached == {"train": 3 * 4, "val": 4, "test": 4}  # one batch of 4 images per split, 3 views of train
-
