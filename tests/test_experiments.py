@@ -5,6 +5,7 @@ import pytest
 
 from PIL import Image
 
+from catdog.bench import comparison_row
 from catdog.report import collect_runs, write_report
 
 from conftest import SHARED, make_image_folders, run_cli
@@ -107,6 +108,22 @@ def test_bench_runs_the_tutorials_code_then_catdog_on_each_backend(tmp_path):
     assert [(r["experiment"], r["catdog_backend"]) for r in rows] == [("model1", "tensorflow"), ("model1", "jax")]
     assert rows[0]["peer_wall_seconds"] == rows[1]["peer_wall_seconds"] > 0
     assert all(r["catdog_wall_seconds"] > 0 and 0 <= r["catdog_best_val_accuracy"] <= 1 for r in rows)
+    assert all(r["target_val_accuracy"] == 0.6 and r["peer_train_images_per_second"] > 0 for r in rows)
+    assert "| peer_seconds_to_target | catdog_seconds_to_target |" in (out / "bench.md").read_text()
+
+
+def test_bench_row_times_each_side_to_the_target_accuracy():
+    peer = {"wall_seconds": 100.0, "epoch_s": [30.0, 20.0, 22.0], "val_s": [5.0, 4.0, 2.0], "epoch_s_median": 22.0,
+            "history": {"val_accuracy": [0.5, 0.61, 0.7]}, "best_val_accuracy": 0.7, "peak_rss_mb": 1100.0}
+    ours = {"wall_seconds": 40.0, "backend": "jax", "epoch_seconds": [12.0, 10.0, 11.0], "setup_seconds": 6.0,
+            "num_images": {"train": 2000}, "train_images_per_second": 200.0, "best_val_accuracy": 0.62,
+            "peak_rss_mb": 1300.0, "history": {"val_accuracy": [0.55, 0.58, 0.62], "epoch_seconds": [12.0, 10.0, 11.0]}}
+    row = comparison_row("model1", 0.6, peer, ours)
+    assert row["peer_seconds_to_target"] == 50.0  # its fit's first two epochs
+    assert row["catdog_seconds_to_target"] == 39.0  # setup and all three epochs
+    assert row["peer_train_images_per_second"] == 2000 / 18.0  # median of 16 and 20 s of training
+    assert row["wall_speedup"] == 2.5 and row["epoch_speedup"] == 2.0 and row["epochs"] == 3
+    assert comparison_row("model1", 0.9, peer, ours)["catdog_seconds_to_target"] is None
 
 
 def test_bench_measures_each_model_and_backend_in_its_own_process(tmp_path):

@@ -1,8 +1,9 @@
 """`python -m catdog.bench`: step-time benchmark per model x backend, and catdog vs the tutorial's pipeline."""
 
+import itertools
 import json
-import os
 import logging
+import os
 import statistics
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from omegaconf import DictConfig
 
 from catdog.entry import hydra_entry
 from catdog.errors import CatdogError
+from catdog.history import read_history, seconds_to
 from catdog.io import write_json, write_text
 from catdog.plots import grouped_bars, plt
 from catdog.report import markdown_table
@@ -50,11 +52,15 @@ def peer_comparison(experiment, cfg, out: Path) -> list[dict]:
                               "--out-dir", str(peer_dir)])
     if result.returncode:
         raise CatdogError(f"peer {experiment} failed: {result.stderr[-1500:]}")
-    peer = json.loads((peer_dir / "results.jsonl").read_text().splitlines()[-1])
-    return [_catdog_against(peer, peer_wall, experiment, backend, cfg, out) for backend in peer_cfg.backends]
+    peer = {"wall_seconds": peer_wall,
+            **json.loads((peer_dir / "results.jsonl").read_text().splitlines()[-1]),
+            **json.loads((peer_dir / f"history_model{n}.json").read_text())}
+    target = peer_cfg.targets.get(experiment)
+    return [comparison_row(experiment, target, peer, _catdog_run(experiment, backend, cfg, out))
+            for backend in peer_cfg.backends]
 
 
-def _catdog_against(peer, peer_wall, experiment, backend, cfg, out: Path) -> dict:
+def _catdog_run(experiment, backend, cfg, out: Path) -> dict:
     peer_cfg = cfg.peer
     run_dir = out / "catdog" / backend / experiment
     overrides = [f"experiment={experiment}", f"backend={backend}", f"trainer.max_epochs={peer_cfg.epochs}",
@@ -66,22 +72,47 @@ def _catdog_against(peer, peer_wall, experiment, backend, cfg, out: Path) -> dic
                                env={**os.environ, "CATDOG_WEIGHTS": peer_cfg.weights})
     if result.returncode:
         raise CatdogError(f"catdog {experiment} on {backend} failed: {result.stderr[-1500:]}")
-    ours = json.loads((run_dir / "metrics.json").read_text())
+    return {"wall_seconds": catdog_wall, **json.loads((run_dir / "metrics.json").read_text()),
+            "history": read_history(run_dir / "history.csv")}
+
+
+def comparison_row(experiment, target, peer, ours) -> dict:
+    """One bench row from the peer's records (results.jsonl and history_modelN.json merged, plus its wall
+    seconds) and catdog's (metrics.json, history.csv as `history`, wall seconds).
+
+    Time to `target` validation accuracy: catdog's from the start of its run, decoding and features
+    included; the peer's from the start of its `fit` (its setup is not recorded), so a lower bound.
+    """
+    peer_val, ours_val = peer["history"]["val_accuracy"], ours["history"]["val_accuracy"]
+    peer_train = [e - v for e, v in zip(peer["epoch_s"], peer["val_s"])]
     ours_epoch = statistics.median(ours["epoch_seconds"])
-    return {
-        "experiment": experiment, "epochs": peer_cfg.epochs, "catdog_backend": ours["backend"],
-        "peer_wall_seconds": peer_wall, "catdog_wall_seconds": catdog_wall,
+    row = {
+        "experiment": experiment, "epochs": len(peer_val), "catdog_backend": ours["backend"],
+        "peer_wall_seconds": peer["wall_seconds"], "catdog_wall_seconds": ours["wall_seconds"],
         "peer_median_epoch_seconds": peer["epoch_s_median"], "catdog_median_epoch_seconds": ours_epoch,
+        # training images per second, the first epoch (tracing, compilation) left out on both sides
+        "peer_train_images_per_second": ours["num_images"]["train"] / statistics.median(peer_train[1:] or peer_train),
+        "catdog_train_images_per_second": ours["train_images_per_second"],
+        "target_val_accuracy": target,
+        "peer_seconds_to_target": None, "catdog_seconds_to_target": None,
         "peer_best_val_accuracy": peer["best_val_accuracy"], "catdog_best_val_accuracy": ours["best_val_accuracy"],
         "peer_peak_rss_mb": peer["peak_rss_mb"], "catdog_peak_rss_mb": ours["peak_rss_mb"],
-        "wall_speedup": peer_wall / catdog_wall, "epoch_speedup": peer["epoch_s_median"] / ours_epoch,
+        "wall_speedup": peer["wall_seconds"] / ours["wall_seconds"],
+        "epoch_speedup": peer["epoch_s_median"] / ours_epoch,
     }
+    if target is not None:
+        row["peer_seconds_to_target"] = seconds_to(target, peer_val, itertools.accumulate(peer["epoch_s"]))
+        ours_elapsed = (ours["setup_seconds"] + s for s in itertools.accumulate(ours["history"]["epoch_seconds"]))
+        row["catdog_seconds_to_target"] = seconds_to(target, ours_val, ours_elapsed)
+    return row
 
 
 STEP_COLUMNS = ("model", "backend", "precision", "jit_compile", "build_compile_seconds", "first_step_seconds",
                 "median_step_seconds", "train_images_per_second", "inference_images_per_second", "peak_rss_mb")
 PEER_COLUMNS = ("experiment", "epochs", "catdog_backend", "peer_wall_seconds", "catdog_wall_seconds", "wall_speedup",
                 "peer_median_epoch_seconds", "catdog_median_epoch_seconds", "epoch_speedup",
+                "peer_train_images_per_second", "catdog_train_images_per_second", "target_val_accuracy",
+                "peer_seconds_to_target", "catdog_seconds_to_target",
                 "peer_best_val_accuracy", "catdog_best_val_accuracy", "peer_peak_rss_mb", "catdog_peak_rss_mb")
 
 

@@ -17,6 +17,11 @@ def read_history(path: Path) -> dict:
     return {key: [float(r[key]) for r in ordered] for key in ordered[0] if key != "epoch"} if ordered else {}
 
 
+def seconds_to(target: float, val_accuracy, elapsed):
+    """The first elapsed time whose validation accuracy reaches `target`, or None."""
+    return next((s for s, v in zip(elapsed, val_accuracy) if v >= target), None)
+
+
 def summarise(history: dict, setup_seconds: float, images_per_epoch: int) -> dict:
     """Accuracy, timing and time-to-accuracy figures of one run (timings from the EpochTimer columns)."""
     val = history["val_accuracy"]
@@ -34,6 +39,5 @@ def summarise(history: dict, setup_seconds: float, images_per_epoch: int) -> dic
         "final_val_accuracy": val[-1],
         "final_train_accuracy": history["accuracy"][-1],
         "setup_seconds": setup_seconds,
-        "seconds_to_val_accuracy": {str(t): next((s for s, v in zip(elapsed, val) if v >= t), None)
-                                    for t in THRESHOLDS},
+        "seconds_to_val_accuracy": {str(t): seconds_to(t, val, elapsed) for t in THRESHOLDS},
     }
