@@ -151,7 +151,7 @@ def bench(cfg: DictConfig) -> dict:
         for experiment in cfg.peer.experiments:
             for row in peer_comparison(experiment, cfg, out):
                 peers.append(row)
-                log.info("%s on %s: catdog %.2fx faster than the peer (wall)", experiment, row["catdog_backend"],
+                log.info("%s on %s: catdog at %.2fx the peer's speed (wall time)", experiment, row["catdog_backend"],
                          row["wall_speedup"])
     result = {"steps": steps, "peer": peers}
     write_json(out / "bench.json", result)
