@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
 # model4 twice on one backend: with an empty cache (decode + features computed) and again with it warm;
 # collects metrics.json (setup_seconds, seconds_to_val_accuracy, run_seconds) and the whole process's
-# wall seconds into results/model4_time/<backend>/. Needs CATDOG_DATA and CATDOG_WEIGHTS; run it alone.
-#   scripts/model4_time.sh [BACKEND=tensorflow]
+# wall seconds into results/model4_time/<NAME>/ (NAME defaults to the backend); extra arguments are
+# catdog.train overrides. Needs CATDOG_DATA and CATDOG_WEIGHTS; run it alone.
+#   scripts/model4_time.sh [BACKEND=tensorflow] [NAME=BACKEND] [overrides...]
+#   scripts/model4_time.sh tensorflow tensorflow_views1 trainer.feature_cache.views=1
 set -euo pipefail
 cd "$(dirname "$0")/.."
 backend=${1:-tensorflow}
-runs=outputs/model4_time/$backend
-results=results/model4_time/$backend
+name=${2:-$backend}
+shift $(($# < 2 ? $# : 2))
+runs=outputs/model4_time/$name
+results=results/model4_time/$name
 rm -rf "$runs" "$results"
 for state in cold warm; do
   run=$runs/$state
   start=$(date +%s.%N)
   python -m catdog.train experiment=model4 backend="$backend" trainer.verbose=0 paths.cache_dir="$runs/cache" \
-    hydra.run.dir="$run"
+    hydra.run.dir="$run" "$@"
   end=$(date +%s.%N)
   mkdir -p "$results/$state/.hydra"
   cp "$run"/{metrics.json,history.csv,accuracy.png,train.log} "$results/$state/"
