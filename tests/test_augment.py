@@ -1,4 +1,4 @@
-"""RandomFlipRotation: Keras' flip + rotation pair in one resampling, on both backends."""
+"""RandomFlipRotation (Keras' flip + rotation pair in one resampling) and RandomRotation, on both backends."""
 
 import os
 import subprocess
@@ -13,14 +13,14 @@ from catdog.data.augment import RandomFlipRotation
 
 
 @pytest.mark.parametrize("backend", ["tensorflow", "jax"])
-def test_flip_rotation_gives_keras_flip_then_rotation(backend):
+def test_augment_layers_give_keras_pixels_for_keras_draws(backend):
     tests = Path(__file__).parent
     env = {**os.environ, "KERAS_BACKEND": backend, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(tests.parent / "src")}
     result = subprocess.run([sys.executable, str(tests / "augment_check.py")], capture_output=True, text=True,
                             env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     cases = dict(line.split()[1:] for line in result.stdout.splitlines() if line.startswith("CASE "))
-    assert len(cases) == 10, result.stdout
+    assert len(cases) == 18, result.stdout
     assert all(float(diff) < 0.01 for diff in cases.values()), cases
 
 

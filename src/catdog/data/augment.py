@@ -8,14 +8,28 @@ _ORDERS = {"nearest": 0, "bilinear": 1}
 
 
 @keras.saving.register_keras_serializable("catdog")
-class RandomFlipRotation(keras.layers.RandomRotation):
+class RandomRotation(keras.layers.RandomRotation):
+    """Keras' `RandomRotation`, same draws and pixels; on JAX it samples each channel in 2-D
+    (`jax_affine_transform`), several times faster (README "Performance")."""
+
+    def _transform_images(self, images, transformation, interpolation):
+        if self.backend.name != "jax" or self.data_format != "channels_last":
+            return super()._transform_images(images, transformation, interpolation)
+        batched = len(images.shape) == 4
+        out = jax_affine_transform()(images if batched else images[None], transformation["rotation_matrix"],
+                                     float(self.fill_value), _ORDERS[interpolation], self.fill_mode)
+        return out if batched else out[0]
+
+
+@keras.saving.register_keras_serializable("catdog")
+class RandomFlipRotation(RandomRotation):
     """Keras' `RandomFlip("horizontal_and_vertical")` followed by `RandomRotation(factor)`, in one resampling.
 
     That flip mirrors an image both ways on one draw per image, which is a half turn about the image centre,
     the point RandomRotation turns about. So the pair is one rotation by the drawn angle plus 180° for each
     flipped image: one affine transform instead of two flips and a transform, with the two layers'
-    distribution and, for the same draws, their output (tests/test_augment.py). On JAX the transform
-    samples each channel in 2-D (`jax_affine_transform`). README "Performance" has the times.
+    distribution and, for the same draws, their output (tests/test_augment.py). README "Performance" has
+    the times.
     """
 
     def get_random_transformation(self, data, training=True, seed=None):
@@ -40,14 +54,6 @@ class RandomFlipRotation(keras.layers.RandomRotation):
                                              height=height, width=width)
         return {"angle": angle, "flips": flips, "batch_size": batch_size, "image_height": height, "image_width": width,
                 "rotation_matrix": ops.numpy.squeeze(matrix, 0) if unbatched else matrix}
-
-    def _transform_images(self, images, transformation, interpolation):
-        if self.backend.name != "jax" or self.data_format != "channels_last":
-            return super()._transform_images(images, transformation, interpolation)
-        batched = len(images.shape) == 4
-        out = jax_affine_transform()(images if batched else images[None], transformation["rotation_matrix"],
-                                     float(self.fill_value), _ORDERS[interpolation], self.fill_mode)
-        return out if batched else out[0]
 
 
 @functools.cache
