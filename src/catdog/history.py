@@ -17,8 +17,10 @@ def read_history(path: Path) -> dict:
     return {key: [float(r[key]) for r in ordered] for key in ordered[0] if key != "epoch"} if ordered else {}
 
 
-def seconds_to(target: float, val_accuracy, elapsed):
-    """The first elapsed time whose validation accuracy reaches `target`, or None."""
+def seconds_to(target: float, val_accuracy, epoch_seconds, start_seconds=0.0):
+    """Seconds from `start_seconds` before the first epoch to the end of the first epoch whose validation
+    accuracy reaches `target`, or None."""
+    elapsed = (start_seconds + s for s in itertools.accumulate(epoch_seconds))
     return next((s for s, v in zip(elapsed, val_accuracy) if v >= target), None)
 
 
@@ -27,7 +29,6 @@ def summarise(history: dict, setup_seconds: float, images_per_epoch: int) -> dic
     val = history["val_accuracy"]
     epoch_seconds, train_seconds = history.get("epoch_seconds", []), history.get("train_seconds", [])
     steady = train_seconds[1:] or train_seconds  # the first epoch carries tracing and compilation
-    elapsed = [setup_seconds + s for s in itertools.accumulate(epoch_seconds)]
     return {
         "epochs": len(val),
         "epoch_seconds": epoch_seconds,
@@ -39,5 +40,5 @@ def summarise(history: dict, setup_seconds: float, images_per_epoch: int) -> dic
         "final_val_accuracy": val[-1],
         "final_train_accuracy": history["accuracy"][-1],
         "setup_seconds": setup_seconds,
-        "seconds_to_val_accuracy": {str(t): seconds_to(t, val, elapsed) for t in THRESHOLDS},
+        "seconds_to_val_accuracy": {str(t): seconds_to(t, val, epoch_seconds, setup_seconds) for t in THRESHOLDS},
     }
