@@ -34,6 +34,19 @@ def test_experiments_reproduce_the_tutorial(compose, experiment, model, augment)
     assert cfg.experiment_name == experiment
 
 
+@pytest.mark.parametrize("experiment,backend", [
+    ("model1", "tensorflow"), ("model2", "tensorflow"), ("model3", "tensorflow"), ("model4", "jax"),
+    ("model4_finetune", "tensorflow"),
+])
+def test_experiments_choose_the_benchmarks_faster_backend_and_the_command_line_overrides_it(
+        compose, experiment, backend):
+    assert compose([f"experiment={experiment}"]).backend.name == backend
+    other = "jax" if backend == "tensorflow" else "tensorflow"
+    cfg = compose([f"experiment={experiment}", f"backend={other}"])
+    assert cfg.backend.name == other and cfg.backend.import_tensorflow == (other == "tensorflow")
+    assert compose([]).backend.name == "tensorflow"
+
+
 def test_unknown_key_is_rejected(compose):
     with pytest.raises(ConfigCompositionException, match="no_such_key"):
         compose(["trainer.no_such_key=1"])

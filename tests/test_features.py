@@ -27,9 +27,9 @@ def test_feature_cache_matches_the_plain_path_without_augmentation(compose, tmp_
     data = make_image_folders(tmp_path / "data", train=16, val=10)
     runs = {}
     for enabled in (False, True):
-        cfg = compose([f"dataset.root={data}", "experiment=model4", "augment=none", "model.weights=null",
-                       "dataset.image_size=[32,32]", "dataset.batch_size=4", "trainer.max_epochs=2",
-                       "trainer.verbose=0", f"trainer.feature_cache.enabled={enabled}",
+        cfg = compose([f"dataset.root={data}", "experiment=model4", "backend=tensorflow", "augment=none",
+                       "model.weights=null", "dataset.image_size=[32,32]", "dataset.batch_size=4",
+                       "trainer.max_epochs=2", "trainer.verbose=0", f"trainer.feature_cache.enabled={enabled}",
                        f"paths.output_dir={tmp_path / str(enabled)}"])
         keras.utils.set_random_seed(0)
         metrics = train(cfg)
@@ -44,8 +44,9 @@ def test_feature_cache_matches_the_plain_path_without_augmentation(compose, tmp_
 
 def test_augmented_views_are_cached_and_reused(compose, tmp_path, monkeypatch):
     data = make_image_folders(tmp_path / "data", train=8, val=10)
-    overrides = [f"dataset.root={data}", "experiment=model4", "model.weights=null", "dataset.image_size=[32,32]",
-                 "dataset.batch_size=4", "trainer.max_epochs=1", "trainer.verbose=0", "trainer.feature_cache.views=3"]
+    overrides = [f"dataset.root={data}", "experiment=model4", "backend=tensorflow", "model.weights=null",
+                 "dataset.image_size=[32,32]", "dataset.batch_size=4", "trainer.max_epochs=1", "trainer.verbose=0",
+                 "trainer.feature_cache.views=3"]
     metrics = train(compose(overrides))
     assert metrics["feature_cache_views"] == 3 and metrics["epochs"] == 1
     train_cache = list((tmp_path / "cache").glob("features-train-*.npz"))
@@ -114,9 +115,9 @@ def test_augmented_feature_views_are_keyed_by_the_draws_not_just_the_config():
 
 def test_a_fast_dev_run_computes_only_the_features_it_uses(compose, tmp_path):
     data = make_image_folders(tmp_path / "data", train=8, val=10)
-    cfg = compose([f"dataset.root={data}", "experiment=model4", "model.weights=null", "dataset.image_size=[32,32]",
-                   "dataset.batch_size=4", "trainer.verbose=0", "trainer.feature_cache.views=3",
-                   "trainer.fast_dev_run=1"])
+    cfg = compose([f"dataset.root={data}", "experiment=model4", "backend=tensorflow", "model.weights=null",
+                   "dataset.image_size=[32,32]", "dataset.batch_size=4", "trainer.verbose=0",
+                   "trainer.feature_cache.views=3", "trainer.fast_dev_run=1"])
     assert train(cfg)["feature_cache_views"] == 3
     cached = {p.name.split("-")[1]: np.load(p)["features"].shape[0] for p in (tmp_path / "cache").glob("features-*")}
     assert cached == {"train": 3 * 4, "val": 4, "test": 4}  # one batch of 4 images per split, 3 views of train

@@ -26,7 +26,7 @@ def small_run(data, *extra):
 def test_fast_dev_run_of_every_experiment_writes_every_output(compose, tiny_data, experiment):
     overrides = small_run(tiny_data, f"experiment={experiment}", "trainer.fast_dev_run=2")
     if experiment == "model4":
-        overrides.append("model.weights=null")
+        overrides += ["model.weights=null", "backend=tensorflow"]  # this process's backend; model4's own is JAX
     cfg = compose(overrides)
     metrics = train(cfg)
     run = Path(cfg.paths.output_dir)
@@ -131,8 +131,9 @@ def test_mobilenet_on_a_few_hundred_real_photos(compose, tmp_path):
             (subset / split / name).mkdir(parents=True)
             for src in sorted((REAL_DATA / split / name).iterdir())[:n]:
                 (subset / split / name / src.name).symlink_to(src)
-    cfg = compose([f"dataset.root={subset}", f"model.weights={REAL_WEIGHTS}", "experiment=model4", "augment=none",
-                   "dataset.batch_size=16", "trainer.max_epochs=2", "trainer.verbose=0"])
+    cfg = compose([f"dataset.root={subset}", f"model.weights={REAL_WEIGHTS}", "experiment=model4",
+                   "backend=tensorflow", "augment=none", "dataset.batch_size=16", "trainer.max_epochs=2",
+                   "trainer.verbose=0"])
     metrics = train(cfg)
     assert metrics["best_val_accuracy"] >= 0.9, metrics
 
