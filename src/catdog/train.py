@@ -75,7 +75,8 @@ def train(cfg: DictConfig) -> dict:
                                  cfg.trainer.feature_cache.batch_size, cfg.dataset.cache_dir, max_images)
         data.setup()
         augment, feature_views = None, data.views  # augmentation is already in the cached views
-        log.info("Training the head on cached %s features (%d augmented views)", features.name, data.views)
+        log.info("Training the head on cached features (%s)",
+                 f"{data.views} augmented views" if image_augment is not None else "no augmentation")
 
     def make_module(net, **optimizer_overrides):
         return ClassifierModule(
