@@ -24,14 +24,14 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from keras import layers  # noqa: E402
 
-BATCH = 32
+BATCH, CALLS = 32, 15
 
 
-def median_ms(fn, x, calls=15):
+def median_ms(fn, x):
     for _ in range(2):
         tf.nest.flatten(fn(x))[0].numpy()
     times = []
-    for _ in range(calls):
+    for _ in range(CALLS):
         start = time.perf_counter()
         tf.nest.flatten(fn(x))[0].numpy()
         times.append(time.perf_counter() - start)
@@ -56,7 +56,8 @@ def cost(name, pieces, shape, dtype, input_grad=True, gflop=None):
     @tf.function
     def train(x):
         with tf.GradientTape() as tape:
-            tape.watch(x)
+            if input_grad:
+                tape.watch(x)
             loss = tf.reduce_sum(tf.cast(model(x, training=True), tf.float32) ** 2)
         return tape.gradient(loss, model.trainable_weights + ([x] if input_grad else []))
 
@@ -88,30 +89,30 @@ class PoolThenBiasRelu(layers.Layer):
 def measure(precision):
     keras.mixed_precision.set_global_policy(precision)
     dtype = tf.bfloat16 if precision == "mixed_bfloat16" else tf.float32
-    first, rest = conv_gflop(158, 3, 32), conv_gflop(77, 32, 32) + conv_gflop(36, 32, 64)
+    conv1, conv2, conv3 = conv_gflop(158, 3, 32), conv_gflop(77, 32, 32), conv_gflop(36, 32, 64)
     rows = [
         cost("model1, whole", model1(), (BATCH, 160, 160, 3), dtype, input_grad=False),
         cost("model1, whole, NCHW layers", [layers.Permute((3, 1, 2)), *model1("channels_first")],
              (BATCH, 160, 160, 3), dtype, input_grad=False),
         cost("conv1 (3->32) + ReLU", [layers.Conv2D(32, 3, activation="relu")], (BATCH, 160, 160, 3), dtype,
-             input_grad=False, gflop=conv_gflop(158, 3, 32)),
+             input_grad=False, gflop=conv1),
         cost("pool1", [layers.MaxPooling2D()], (BATCH, 158, 158, 32), dtype),
         cost("conv1 + pool1", [layers.Conv2D(32, 3, activation="relu"), layers.MaxPooling2D()],
              (BATCH, 160, 160, 3), dtype, input_grad=False),
         cost("conv1 + pool1, bias and ReLU after pooling", [PoolThenBiasRelu(32)], (BATCH, 160, 160, 3), dtype,
              input_grad=False),
         cost("conv2 (32->32) + ReLU", [layers.Conv2D(32, 3, activation="relu")], (BATCH, 79, 79, 32), dtype,
-             gflop=conv_gflop(77, 32, 32)),
+             gflop=conv2),
         cost("pool2", [layers.MaxPooling2D()], (BATCH, 77, 77, 32), dtype),
         cost("conv3 (32->64) + ReLU", [layers.Conv2D(64, 3, activation="relu")], (BATCH, 38, 38, 32), dtype,
-             gflop=conv_gflop(36, 32, 64)),
+             gflop=conv3),
         cost("pool3 + Dropout + Flatten + Dense", model1()[5:], (BATCH, 36, 36, 64), dtype),
         cost("Dropout(0.2) on 79x79x32 (model2's)", [layers.Dropout(0.2)], (BATCH, 79, 79, 32), dtype),
     ]
     for row in rows:
         row["precision"] = precision
-    rows[0]["gflop_forward"] = round(first + rest, 2)
-    rows[0]["train_gflops"] = round((2 * first + 3 * rest) / rows[0]["train_ms"] * 1000)
+    rows[0]["gflop_forward"] = round(conv1 + conv2 + conv3, 2)  # the first layer needs no input gradient
+    rows[0]["train_gflops"] = round((2 * conv1 + 3 * (conv2 + conv3)) / rows[0]["train_ms"] * 1000)
     return rows
 
 
@@ -119,7 +120,7 @@ def write(rows, out):
     out.mkdir(parents=True, exist_ok=True)
     (out / "layers.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     lines = ["# model1's training step on TensorFlow, piece by piece", "",
-             f"`python scripts/tf_layer_costs.py` (batch {BATCH}, median of 15 calls under `tf.function`; "
+             f"`python scripts/tf_layer_costs.py` (batch {BATCH}, median of {CALLS} calls under `tf.function`; "
              "train = forward + the gradients a training step needs; GFLOP/s counts convolutions only).", "",
              "| precision | piece | input | forward ms | train ms | forward GFLOP | forward GFLOP/s | train GFLOP/s |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]

@@ -20,7 +20,7 @@ def test_augment_layers_give_keras_pixels_for_keras_draws(backend):
                             env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     cases = dict(line.split()[1:] for line in result.stdout.splitlines() if line.startswith("CASE "))
-    assert len(cases) == 18, result.stdout
+    assert len(cases) == (18 if backend == "jax" else 10), result.stdout  # rotation_*: JAX only
     assert all(float(diff) < 0.01 for diff in cases.values()), cases
 
 

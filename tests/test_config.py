@@ -34,16 +34,19 @@ def test_experiments_reproduce_the_tutorial(compose, experiment, model, augment)
     assert cfg.experiment_name == experiment
 
 
-@pytest.mark.parametrize("experiment,backend", [
-    ("model1", "tensorflow"), ("model2", "tensorflow"), ("model3", "tensorflow"), ("model4", "jax"),
-    ("model4_finetune", "tensorflow"),
+@pytest.mark.parametrize("preset,backend", [
+    ("experiment=model1", "tensorflow"), ("experiment=model2", "tensorflow"), ("experiment=model3", "tensorflow"),
+    ("experiment=model4", "jax"), ("experiment=model4_finetune", "tensorflow"),
+    ("hparams_search=mobilenet_optuna", "jax"),
 ])
-def test_experiments_choose_the_benchmarks_faster_backend_and_the_command_line_overrides_it(
-        compose, experiment, backend):
-    assert compose([f"experiment={experiment}"]).backend.name == backend
+def test_presets_choose_the_benchmarks_faster_backend_and_the_command_line_overrides_it(compose, preset, backend):
+    assert compose([preset]).backend.name == backend
     other = "jax" if backend == "tensorflow" else "tensorflow"
-    cfg = compose([f"experiment={experiment}", f"backend={other}"])
+    cfg = compose([preset, f"backend={other}"])
     assert cfg.backend.name == other and cfg.backend.import_tensorflow == (other == "tensorflow")
+
+
+def test_backend_defaults_to_tensorflow_without_a_preset(compose):
     assert compose([]).backend.name == "tensorflow"
 
 

@@ -85,7 +85,7 @@ def comparison_row(experiment, target, peer, ours) -> dict:
     peer_val, ours_val = peer["history"]["val_accuracy"], ours["history"]["val_accuracy"]
     peer_train = [e - v for e, v in zip(peer["epoch_s"], peer["val_s"])]
     ours_epoch = statistics.median(ours["epoch_seconds"])
-    row = {
+    return {
         "experiment": experiment, "epochs": len(peer_val), "catdog_backend": ours["backend"],
         "peer_wall_seconds": peer["wall_seconds"], "catdog_wall_seconds": ours["wall_seconds"],
         "peer_median_epoch_seconds": peer["epoch_s_median"], "catdog_median_epoch_seconds": ours_epoch,
@@ -93,17 +93,14 @@ def comparison_row(experiment, target, peer, ours) -> dict:
         "peer_train_images_per_second": ours["num_images"]["train"] / statistics.median(peer_train[1:] or peer_train),
         "catdog_train_images_per_second": ours["train_images_per_second"],
         "target_val_accuracy": target,
-        "peer_seconds_to_target": None, "catdog_seconds_to_target": None,
+        "peer_seconds_to_target": None if target is None else seconds_to(target, peer_val, peer["epoch_s"]),
+        "catdog_seconds_to_target": None if target is None else seconds_to(target, ours_val, ours["epoch_seconds"],
+                                                                           ours["setup_seconds"]),
         "peer_best_val_accuracy": peer["best_val_accuracy"], "catdog_best_val_accuracy": ours["best_val_accuracy"],
         "peer_peak_rss_mb": peer["peak_rss_mb"], "catdog_peak_rss_mb": ours["peak_rss_mb"],
         "wall_speedup": peer["wall_seconds"] / ours["wall_seconds"],
         "epoch_speedup": peer["epoch_s_median"] / ours_epoch,
     }
-    if target is not None:
-        row["peer_seconds_to_target"] = seconds_to(target, peer_val, peer["epoch_s"])
-        row["catdog_seconds_to_target"] = seconds_to(target, ours_val, ours["history"]["epoch_seconds"],
-                                                     ours["setup_seconds"])
-    return row
 
 
 STEP_COLUMNS = ("model", "backend", "precision", "jit_compile", "build_compile_seconds", "first_step_seconds",
