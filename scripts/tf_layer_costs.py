@@ -6,8 +6,9 @@ Each row is one piece of model1 (batch 32 at 160x160) under `tf.function`, media
 pass, and its forward pass plus the gradients a training step needs (the weights', and the input's except
 for the first layer). GFLOP/s counts the convolutions' multiply-adds (2 per MAC) against TensorFlow's
 measured 300 GFLOP/s fp32 and 1,150 GFLOP/s bf16 matmul peaks on this CPU. Two rewrites of the same
-function are timed too: NCHW (channels_first) layers, and the first block with its bias and ReLU after the
-pooling (max commutes with adding a per-channel constant and with ReLU, so the outputs are equal).
+function are timed too: NCHW (channels_first) layers, the first block with its bias and ReLU after the
+pooling (max commutes with adding a per-channel constant and with ReLU, so the outputs are equal), and the
+first convolution computed four other ways (`FirstConv`).
 """
 
 import json
@@ -86,6 +87,51 @@ class PoolThenBiasRelu(layers.Layer):
         return keras.ops.relu(self.pool(self.conv(x)) + keras.ops.cast(self.bias, self.compute_dtype))
 
 
+class FirstConv(layers.Layer):
+    """model1's first Conv2D (3 -> 32, 3x3, bias, ReLU) computed another way; the same values.
+
+    `pad4`/`pad8`: the input's channels zero-padded (by concatenation: TensorFlow's oneDNN Pad+Conv2D
+    fusion rejects channel padding); `im2col`: 3x3 patches times the kernel as one matmul; `shifted`: a sum
+    of nine shifted matmuls.
+    """
+
+    def __init__(self, way, **kwargs):
+        super().__init__(**kwargs)
+        self.way = way
+        self.kernel = self.add_weight(shape=(3, 3, 3, 32), initializer="glorot_uniform")
+        self.bias = self.add_weight(shape=(32,), initializer="zeros")
+
+    def call(self, x):
+        kernel = tf.cast(self.kernel, x.dtype)
+        batch, size = tf.shape(x)[0], x.shape[1] - 2
+        if self.way.startswith("pad"):
+            extra = int(self.way[3:]) - 3
+            zeros = tf.zeros_like(x[..., :1])
+            y = tf.nn.conv2d(tf.concat([x, *[zeros] * extra], -1),
+                             tf.concat([kernel, tf.zeros((3, 3, extra, 32), x.dtype)], 2), 1, "VALID")
+        elif self.way == "im2col":
+            patches = tf.image.extract_patches(x, [1, 3, 3, 1], [1, 1, 1, 1], [1, 1, 1, 1], "VALID")
+            y = tf.reshape(tf.reshape(patches, (-1, 27)) @ tf.reshape(kernel, (27, 32)), (batch, size, size, 32))
+        else:
+            y = sum(tf.reshape(tf.reshape(x[:, i:i + size, j:j + size], (-1, 3)) @ kernel[i, j],
+                               (batch, size, size, 32)) for i in range(3) for j in range(3))
+        return tf.nn.relu(y + tf.cast(self.bias, x.dtype))
+
+
+def first_conv_differences():
+    """Largest difference of each FirstConv way from Keras' Conv2D with the same weights, in float32."""
+    x = tf.random.uniform((2, 20, 20, 3), 0, 255, seed=1)
+    conv = layers.Conv2D(32, 3, activation="relu", bias_initializer="glorot_uniform")
+    reference = conv(x)
+    differences = {}
+    for way in ("pad4", "pad8", "im2col", "shifted"):
+        layer = FirstConv(way)
+        layer.build(x.shape)
+        layer.set_weights(conv.get_weights())
+        differences[way] = float(tf.reduce_max(tf.abs(layer(x) - reference)) / tf.reduce_max(reference))
+    return differences
+
+
 def measure(precision):
     keras.mixed_precision.set_global_policy(precision)
     dtype = tf.bfloat16 if precision == "mixed_bfloat16" else tf.float32
@@ -101,6 +147,8 @@ def measure(precision):
              (BATCH, 160, 160, 3), dtype, input_grad=False),
         cost("conv1 + pool1, bias and ReLU after pooling", [PoolThenBiasRelu(32)], (BATCH, 160, 160, 3), dtype,
              input_grad=False),
+        *(cost(f"conv1 + pool1, conv1 as {way}", [FirstConv(way), layers.MaxPooling2D()], (BATCH, 160, 160, 3),
+               dtype, input_grad=False) for way in ("pad4", "pad8", "im2col", "shifted")),
         cost("conv2 (32->32) + ReLU", [layers.Conv2D(32, 3, activation="relu")], (BATCH, 79, 79, 32), dtype,
              gflop=conv2),
         cost("pool2", [layers.MaxPooling2D()], (BATCH, 77, 77, 32), dtype),
@@ -116,7 +164,7 @@ def measure(precision):
     return rows
 
 
-def write(rows, out):
+def write(rows, differences, out):
     out.mkdir(parents=True, exist_ok=True)
     (out / "layers.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     lines = ["# model1's training step on TensorFlow, piece by piece", "",
@@ -128,11 +176,14 @@ def write(rows, out):
         lines.append(f"| {r['precision']} | {r['piece']} | {'x'.join(map(str, r['input'][1:]))} | {r['forward_ms']} "
                      f"| {r['train_ms']} | {r.get('gflop_forward', '')} | {r.get('forward_gflops', '')} "
                      f"| {r.get('train_gflops', '')} |")
+    lines += ["", "Largest difference of each other way of computing conv1 from Keras' Conv2D, relative to its "
+              "largest output (float32): " + ", ".join(f"{way} {d:.1g}" for way, d in differences.items())]
     (out / "layers.md").write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "results/tf_levers")
+    differences = first_conv_differences()
     rows = measure("float32") + measure("mixed_bfloat16")
-    write(rows, out)
+    write(rows, differences, out)
     print((out / "layers.md").read_text())
