@@ -3,6 +3,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import pytest
 
 from catdog.features import FeatureDataModule, frozen_split
 from catdog.inference import load_classifier, predict_probabilities
@@ -23,23 +24,40 @@ def losses(run):
         return [(float(r["loss"]), float(r["val_loss"])) for r in csv.DictReader(f)]
 
 
-def test_feature_cache_matches_the_plain_path_without_augmentation(compose, tmp_path):
+@pytest.mark.parametrize("runtime", ["keras", "onnxruntime"])
+def test_feature_cache_matches_the_plain_path_without_augmentation(compose, tmp_path, runtime):
     data = make_image_folders(tmp_path / "data", train=16, val=10)
     runs = {}
     for enabled in (False, True):
         cfg = compose([f"dataset.root={data}", "experiment=model4", "backend=tensorflow", "augment=none",
                        "model.weights=null", "dataset.image_size=[32,32]", "dataset.batch_size=4",
                        "trainer.max_epochs=2", "trainer.verbose=0", f"trainer.feature_cache.enabled={enabled}",
-                       f"paths.output_dir={tmp_path / str(enabled)}"])
+                       f"trainer.feature_cache.runtime={runtime}", f"paths.output_dir={tmp_path / str(enabled)}"])
         keras.utils.set_random_seed(0)
         metrics = train(cfg)
         assert metrics["feature_cache_views"] == (1 if enabled else None)
+        assert metrics["feature_runtime"] == (runtime if enabled else None)
         runs[enabled] = Path(cfg.paths.output_dir)
     np.testing.assert_allclose(losses(runs[True]), losses(runs[False]), rtol=1e-3)
     images = np.random.default_rng(0).integers(0, 256, (6, 32, 32, 3)).astype("uint8")
     plain, cached = (predict_probabilities(load_classifier(runs[k] / "checkpoints" / "best.keras")[0], images)
                      for k in (False, True))
     np.testing.assert_allclose(cached, plain, atol=1e-4)
+
+
+def test_onnxruntime_computes_the_features_keras_does():
+    from types import SimpleNamespace
+
+    features, _ = frozen_split(build_model("mobilenet", (32, 32, 3), 2, weights=None, alpha=0.35))
+    images = SimpleNamespace(arrays={"train": (np.random.default_rng(0).integers(0, 256, (10, 32, 32, 3), "uint8"),
+                                               np.zeros(10, "int32"))}, loader="numpy", batch_size=4, seed=0)
+    computed = {}
+    for runtime in ("keras", "onnxruntime"):
+        data = FeatureDataModule(images, features, batch_size=4, runtime=runtime)
+        computed[runtime] = data._features("train", 1, None)[0]
+    assert computed["keras"].shape == (10, 1280)
+    np.testing.assert_allclose(computed["onnxruntime"], computed["keras"], atol=1e-4 * np.abs(computed["keras"]).max())
+    assert FeatureDataModule(images, features).runtime == "onnxruntime"  # auto, on TensorFlow
 
 
 def test_augmented_views_are_cached_and_reused(compose, tmp_path, monkeypatch):
@@ -54,13 +72,13 @@ def test_augmented_views_are_cached_and_reused(compose, tmp_path, monkeypatch):
     assert np.load(train_cache[0])["features"].shape == (3 * 16, 1280)
 
     calls = []
-    original = keras.Model.predict
-    monkeypatch.setattr(keras.Model, "predict", lambda self, *a, **k: calls.append(self.name) or original(self, *a, **k))
+    original = FeatureDataModule._predict
+    monkeypatch.setattr(FeatureDataModule, "_predict", lambda self, loader: calls.append(1) or original(self, loader))
     train(compose(overrides))
-    assert "features" not in calls  # the second run read every split from the cache
+    assert not calls  # the second run read every split from the cache
 
     train(compose([*overrides, "model.pooling=avg"]))  # another features model: its own cache entries
-    assert "features" in calls and len(list((tmp_path / "cache").glob("features-train-*.npz"))) == 2
+    assert calls and len(list((tmp_path / "cache").glob("features-train-*.npz"))) == 2
 
 
 def test_finetune_preset_trains_the_top_of_the_backbone_and_keeps_batchnorm(compose, tmp_path):

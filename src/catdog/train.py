@@ -65,18 +65,19 @@ def train(cfg: DictConfig) -> dict:
                       limit_train_batches=cfg.trainer.limit_train_batches,
                       limit_val_batches=cfg.trainer.limit_val_batches,
                       limit_test_batches=cfg.trainer.limit_test_batches, verbose=cfg.trainer.verbose)
-    data, trained, augment, feature_views = datamodule, network, image_augment, None
+    data, trained, augment, feature_views, feature_runtime = datamodule, network, image_augment, None, None
     if split is not None and cfg.trainer.feature_cache.enabled:
         features, trained = split
         # a fast_dev_run computes the features of the batches it runs, not of every image
         max_images = ({k: n * datamodule.batch_size for k, n in trainer.limits.items()}
                       if cfg.trainer.fast_dev_run else {})
         data = FeatureDataModule(datamodule, features, image_augment, cfg.trainer.feature_cache.views,
-                                 cfg.trainer.feature_cache.batch_size, cfg.dataset.cache_dir, max_images)
+                                 cfg.trainer.feature_cache.batch_size, cfg.dataset.cache_dir, max_images,
+                                 cfg.trainer.feature_cache.runtime)
         data.setup()
-        augment, feature_views = None, data.views  # augmentation is already in the cached views
-        log.info("Training the head on cached features (%s)",
-                 f"{data.views} augmented views" if image_augment is not None else "no augmentation")
+        augment, feature_views, feature_runtime = None, data.views, data.runtime  # augmentation is in the views
+        log.info("Training the head on cached features (%s; computed by %s)",
+                 f"{data.views} augmented views" if image_augment is not None else "no augmentation", data.runtime)
 
     def make_module(net, **optimizer_overrides):
         return ClassifierModule(
@@ -141,6 +142,7 @@ def train(cfg: DictConfig) -> dict:
         "params_total": module.params_total,
         "params_trainable": module.params_trainable,
         "feature_cache_views": feature_views,
+        "feature_runtime": feature_runtime,
         "finetune": OmegaConf.to_container(cfg.finetune) if cfg.finetune else None,
         **summarise(history, setup_seconds, trainer.images_per_epoch(datamodule)),
         "test_accuracy": test.get("accuracy"),
