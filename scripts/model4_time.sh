@@ -3,11 +3,11 @@
 # collects metrics.json (setup_seconds, seconds_to_val_accuracy, run_seconds) and the whole process's
 # wall seconds into results/model4_time/<NAME>/ (NAME defaults to the backend); extra arguments are
 # catdog.train overrides. Needs CATDOG_DATA and CATDOG_WEIGHTS; run it alone.
-#   scripts/model4_time.sh [BACKEND=jax, experiment=model4's own] [NAME=BACKEND] [overrides...]
+#   scripts/model4_time.sh [BACKEND=tensorflow, experiment=model4's own] [NAME=BACKEND] [overrides...]
 #   scripts/model4_time.sh tensorflow tensorflow_views1 trainer.feature_cache.views=1
 set -euo pipefail
 cd "$(dirname "$0")/.."
-backend=${1:-jax}
+backend=${1:-tensorflow}
 name=${2:-$backend}
 shift $(($# < 2 ? $# : 2))
 runs=outputs/model4_time/$name

@@ -36,7 +36,7 @@ def test_experiments_reproduce_the_tutorial(compose, experiment, model, augment)
 
 @pytest.mark.parametrize("preset,backend", [
     ("experiment=model1", "tensorflow"), ("experiment=model2", "tensorflow"), ("experiment=model3", "tensorflow"),
-    ("experiment=model4", "jax"), ("experiment=model4_finetune", "tensorflow"),
+    ("experiment=model4", "tensorflow"), ("experiment=model4_finetune", "tensorflow"),
     ("hparams_search=mobilenet_optuna", "jax"),
 ])
 def test_presets_choose_the_benchmarks_faster_backend_and_the_command_line_overrides_it(compose, preset, backend):
