@@ -38,7 +38,7 @@ def unfreeze_top(features, count: int) -> int:
 
 def onnx_predict(model):
     """`model`'s predict(loader) through ONNX Runtime: Keras' own ONNX export (tf2onnx, so TensorFlow only),
-    run on ONNX Runtime's CPU provider, which ran MobileNetV2 twice as fast as Keras (results/feature_runtime)."""
+    run on ONNX Runtime's CPU provider, which ran MobileNetV2 2.4x as fast as Keras (results/feature_runtime)."""
     import onnxruntime
 
     with tempfile.TemporaryDirectory() as tmp:
