@@ -4,10 +4,11 @@ process: `python scripts/augment_speed.py` -> results/augment/report.md. Run it 
 
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from fresh_process import measure_in_fresh_process, report
 
 OPTIONS = ("keras_layers", "flip_rotate_keras", "flip_rotate")
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,20 +38,11 @@ def measure(option, repeats=40):
 
 def main():
     if len(sys.argv) == 3:
-        print("AUGMENT", json.dumps({"option": sys.argv[2], "backend": os.environ["KERAS_BACKEND"],
-                                     "median_batch_seconds": measure(sys.argv[2])}))
+        report("AUGMENT", {"option": sys.argv[2], "backend": os.environ["KERAS_BACKEND"],
+                           "median_batch_seconds": measure(sys.argv[2])})
         return
-    import yaml
-
-    xla_flags = yaml.safe_load((ROOT / "conf" / "backend" / "jax.yaml").read_text())["xla_flags"]
-    rows = []
-    for backend in ("tensorflow", "jax"):
-        for option in OPTIONS:
-            env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2", "XLA_FLAGS": xla_flags}
-            out = subprocess.run([sys.executable, __file__, "measure", option], env=env, check=True,
-                                 capture_output=True, text=True).stdout
-            rows.append(json.loads(next(line[8:] for line in out.splitlines() if line.startswith("AUGMENT "))))
-            print(rows[-1], flush=True)
+    rows = [measure_in_fresh_process(__file__, backend, "AUGMENT", option)
+            for backend in ("tensorflow", "jax") for option in OPTIONS]
     out = ROOT / "results" / "augment"
     out.mkdir(parents=True, exist_ok=True)
     (out / "augment.json").write_text(json.dumps(rows, indent=1) + "\n")

@@ -6,13 +6,14 @@ minutes)."""
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+from fresh_process import measure_in_fresh_process, report
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCH = 64
@@ -53,18 +54,9 @@ def measure(images=512, rounds=5):
 
 def main():
     if len(sys.argv) == 2:
-        print("RUNTIME", json.dumps(measure()))
+        report("RUNTIME", measure())
         return
-    import yaml
-
-    xla_flags = yaml.safe_load((ROOT / "conf" / "backend" / "jax.yaml").read_text())["xla_flags"]
-    rows = []
-    for backend in ("tensorflow", "jax"):
-        env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2", "XLA_FLAGS": xla_flags}
-        out = subprocess.run([sys.executable, __file__, "measure"], env=env, check=True, capture_output=True,
-                             text=True).stdout
-        rows.append(json.loads(next(line[8:] for line in out.splitlines() if line.startswith("RUNTIME "))))
-        print(rows[-1], flush=True)
+    rows = [measure_in_fresh_process(__file__, backend, "RUNTIME") for backend in ("tensorflow", "jax")]
     out = ROOT / "results" / "feature_runtime"
     out.mkdir(parents=True, exist_ok=True)
     (out / "runtimes.json").write_text(json.dumps(rows, indent=1) + "\n")

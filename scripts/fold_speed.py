@@ -9,12 +9,13 @@ does not fold; the folding below is kept with the measurement."""
 
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+from fresh_process import measure_in_fresh_process, report
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -95,18 +96,9 @@ def measure(images=512, rounds=5):
 
 def main():
     if len(sys.argv) == 2:
-        print("FOLD", json.dumps({"backend": os.environ["KERAS_BACKEND"], **measure()}))
+        report("FOLD", {"backend": os.environ["KERAS_BACKEND"], **measure()})
         return
-    import yaml
-
-    xla_flags = yaml.safe_load((ROOT / "conf" / "backend" / "jax.yaml").read_text())["xla_flags"]
-    rows = []
-    for backend in ("tensorflow", "jax"):
-        env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2", "XLA_FLAGS": xla_flags}
-        out = subprocess.run([sys.executable, __file__, "measure"], env=env, check=True, capture_output=True,
-                             text=True).stdout
-        rows.append(json.loads(next(line[5:] for line in out.splitlines() if line.startswith("FOLD "))))
-        print(rows[-1], flush=True)
+    rows = [measure_in_fresh_process(__file__, backend, "FOLD") for backend in ("tensorflow", "jax")]
     out = ROOT / "results" / "fold"
     out.mkdir(parents=True, exist_ok=True)
     (out / "fold.json").write_text(json.dumps(rows, indent=1) + "\n")
