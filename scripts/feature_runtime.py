@@ -1,8 +1,9 @@
 """Images per second of model4's frozen features (MobileNetV2 at 160x160, max pooling, ImageNet weights from
-CATDOG_WEIGHTS) computed by Keras' predict and by ONNX Runtime on the backend's own ONNX export (tf2onnx on
-TensorFlow, jax2onnx on JAX), the two alternating in one process per backend, batch 64 as the feature cache
-runs them: `python scripts/feature_runtime.py` -> results/feature_runtime/report.md. Run it alone (a few
-minutes)."""
+CATDOG_WEIGHTS) computed by Keras' predict, by ONNX Runtime on the backend's own ONNX export (tf2onnx on
+TensorFlow, jax2onnx on JAX), and by OpenVINO's CPU plugin on that ONNX file with a float32 and a bfloat16
+inference precision (measured, not used by catdog), all alternating in one process per backend, batch 64 as
+the feature cache runs them: `python scripts/feature_runtime.py [OUT_DIR=results/feature_runtime]` ->
+OUT_DIR/report.md. Run it alone (a few minutes)."""
 
 import json
 import os
@@ -17,13 +18,16 @@ from fresh_process import measure_in_fresh_process, report
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCH = 64
+OPENVINO_PRECISIONS = ("f32", "bf16")
 
 
 def measure(images=512, rounds=5):
     import keras
     import onnxruntime
+    import openvino
 
     from catdog.models import build_model
+    from catdog.run_info import cpu_info
 
     features = build_model("mobilenet", (160, 160, 3), 2, weights=os.environ["CATDOG_WEIGHTS"]).get_layer("features")
     x = np.random.default_rng(0).integers(0, 256, (images, 160, 160, 3)).astype("float32")
@@ -33,42 +37,51 @@ def measure(images=512, rounds=5):
         features.export(f"{tmp}/features.onnx", format="onnx", verbose=False)
         export_seconds = time.perf_counter() - start
         session = onnxruntime.InferenceSession(f"{tmp}/features.onnx", providers=["CPUExecutionProvider"])
+        onnx_model = openvino.convert_model(f"{tmp}/features.onnx")
     name = session.get_inputs()[0].name
-    runtimes = {
-        "keras": lambda: features.predict(x, batch_size=BATCH, verbose=0),
-        "onnxruntime": lambda: [session.run(None, {name: x[i:i + BATCH]}) for i in range(0, images, BATCH)],
-    }
-    ort_out = session.run(None, {name: x[:BATCH]})[0]
-    times = {k: [] for k in runtimes}
+    batch_fns = {"keras": lambda b: features.predict(b, batch_size=BATCH, verbose=0),
+                 "onnxruntime": lambda b: session.run(None, {name: b})[0]}
+    for precision in OPENVINO_PRECISIONS:
+        compiled = openvino.Core().compile_model(onnx_model, "CPU", {"INFERENCE_PRECISION_HINT": precision})
+        batch_fns[f"openvino_{precision}"] = lambda b, compiled=compiled: compiled(b)[0]
+    times = {k: [] for k in batch_fns}
     for _ in range(rounds):
-        for k, run in runtimes.items():
+        for k, fn in batch_fns.items():
             start = time.perf_counter()
-            run()
+            [fn(x[i:i + BATCH]) for i in range(0, images, BATCH)]
             times[k].append(time.perf_counter() - start)
-    diff = np.abs(ort_out - keras_out).max() / np.abs(keras_out).max()
-    return {"backend": keras.backend.backend(),
+    diffs = {k: float(np.abs(fn(x[:BATCH]) - keras_out).max() / np.abs(keras_out).max())
+             for k, fn in batch_fns.items() if k != "keras"}
+    return {"backend": keras.backend.backend(), "cpu": cpu_info(),
             **{f"{k}_images_per_second": images / float(np.median(t)) for k, t in times.items()},
-            "export_seconds": export_seconds, "max_relative_difference": float(diff), "rounds": rounds,
-            "images": images}
+            **{f"{k}_max_relative_difference": d for k, d in diffs.items()},
+            "export_seconds": export_seconds, "rounds": rounds, "images": images}
 
 
 def main():
-    if len(sys.argv) == 2:
+    if sys.argv[1:] == ["measure"]:
         report("RUNTIME", measure())
         return
     rows = [measure_in_fresh_process(__file__, backend, "RUNTIME") for backend in ("tensorflow", "jax")]
-    out = ROOT / "results" / "feature_runtime"
+    out = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "results" / "feature_runtime"
     out.mkdir(parents=True, exist_ok=True)
     (out / "runtimes.json").write_text(json.dumps(rows, indent=1) + "\n")
-    lines = ["| backend (ONNX export) | Keras predict img/s | ONNX Runtime img/s | ONNX Runtime / Keras "
-             "| export s | max relative difference |", "|---|---|---|---|---|---|"]
+    others = ("onnxruntime", *(f"openvino_{p}" for p in OPENVINO_PRECISIONS))
+    names = {"onnxruntime": "ONNX Runtime", **{f"openvino_{p}": f"OpenVINO {p}" for p in OPENVINO_PRECISIONS}}
+    lines = ["| backend (ONNX export) | export s | Keras predict img/s | "
+             + " | ".join(f"{names[k]} img/s (× Keras; max relative difference)" for k in others) + " |",
+             "|---|---|---|" + "---|" * len(others)]
     for r in rows:
-        plain, ort = r["keras_images_per_second"], r["onnxruntime_images_per_second"]
+        plain = r["keras_images_per_second"]
+        cells = [f"{r[f'{k}_images_per_second']:.1f} ({r[f'{k}_images_per_second'] / plain:.2f}×; "
+                 f"{r[f'{k}_max_relative_difference']:.1e})" for k in others]
         export = "tf2onnx" if r["backend"] == "tensorflow" else "jax2onnx"
-        lines.append(f"| {r['backend']} ({export}) | {plain:.1f} | {ort:.1f} | {ort / plain:.2f}× "
-                     f"| {r['export_seconds']:.1f} | {r['max_relative_difference']:.1e} |")
+        lines.append(f"| {r['backend']} ({export}) | {r['export_seconds']:.1f} | {plain:.1f} | "
+                     + " | ".join(cells) + " |")
+    cpu = rows[0]["cpu"]
     title = (f"# model4's frozen features, images/s (median of {rows[0]['rounds']} passes over "
-             f"{rows[0]['images']} images, batch {BATCH}): Keras' predict and ONNX Runtime, alternating")
+             f"{rows[0]['images']} images, batch {BATCH}), the runtimes alternating\n\nOn {cpu['model']}, "
+             f"{cpu['cores']} cores ({', '.join(cpu['flags'])}).")
     (out / "report.md").write_text(title + "\n\n" + "\n".join(lines) + "\n")
 
 

@@ -4,8 +4,8 @@
 
 Each row is one piece of model1 (batch 32 at 160x160) under `tf.function`, median of 15 calls: its forward
 pass, and its forward pass plus the gradients a training step needs (the weights', and the input's except
-for the first layer). GFLOP/s counts the convolutions' multiply-adds (2 per MAC) against TensorFlow's
-measured 300 GFLOP/s fp32 and 1,150 GFLOP/s bf16 matmul peaks on this CPU. Two rewrites of the same
+for the first layer). GFLOP/s counts the convolutions' multiply-adds (2 per MAC), to set against the first
+row of each precision: a 4096x4096 matmul in that precision, this CPU's peak as TensorFlow reaches it. Rewrites of the same
 function are timed too: NCHW (channels_first) layers, the first block with its bias and ReLU after the
 pooling (max commutes with adding a per-channel constant and with ReLU, so the outputs are equal), and the
 first convolution computed four other ways (`FirstConv`).
@@ -24,6 +24,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from keras import layers  # noqa: E402
+
+from catdog.run_info import cpu_info  # noqa: E402
 
 BATCH, CALLS = 32, 15
 
@@ -69,6 +71,17 @@ def cost(name, pieces, shape, dtype, input_grad=True, gflop=None):
         row["forward_gflops"] = round(gflop / row["forward_ms"] * 1000)
         row["train_gflops"] = round(gflop * (3 if input_grad else 2) / row["train_ms"] * 1000)
     return row
+
+
+def matmul_peak(dtype, n=4096):
+    @tf.function
+    def matmul(a):
+        return tf.matmul(a, a)
+
+    ms = median_ms(matmul, tf.cast(tf.random.uniform((n, n), seed=0), dtype))
+    gflop = 2 * n**3 / 1e9
+    return {"piece": f"matmul {n}x{n} (the peak)", "input": [1, n, n], "forward_ms": round(ms, 1), "train_ms": "",
+            "gflop_forward": round(gflop, 1), "forward_gflops": round(gflop / ms * 1000)}
 
 
 def conv_gflop(out_hw, cin, cout):
@@ -137,6 +150,7 @@ def measure(precision):
     dtype = tf.bfloat16 if precision == "mixed_bfloat16" else tf.float32
     conv1, conv2, conv3 = conv_gflop(158, 3, 32), conv_gflop(77, 32, 32), conv_gflop(36, 32, 64)
     rows = [
+        matmul_peak(dtype),
         cost("model1, whole", model1(), (BATCH, 160, 160, 3), dtype, input_grad=False),
         cost("model1, whole, NCHW layers", [layers.Permute((3, 1, 2)), *model1("channels_first")],
              (BATCH, 160, 160, 3), dtype, input_grad=False),
@@ -159,15 +173,17 @@ def measure(precision):
     ]
     for row in rows:
         row["precision"] = precision
-    rows[0]["gflop_forward"] = round(conv1 + conv2 + conv3, 2)  # the first layer needs no input gradient
-    rows[0]["train_gflops"] = round((2 * conv1 + 3 * (conv2 + conv3)) / rows[0]["train_ms"] * 1000)
+    rows[1]["gflop_forward"] = round(conv1 + conv2 + conv3, 2)  # the first layer needs no input gradient
+    rows[1]["train_gflops"] = round((2 * conv1 + 3 * (conv2 + conv3)) / rows[1]["train_ms"] * 1000)
     return rows
 
 
 def write(rows, differences, out):
     out.mkdir(parents=True, exist_ok=True)
     (out / "layers.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cpu = cpu_info()
     lines = ["# model1's training step on TensorFlow, piece by piece", "",
+             f"On {cpu['model']}, {cpu['cores']} cores ({', '.join(cpu['flags'])}).", "",
              f"`python scripts/tf_layer_costs.py` (batch {BATCH}, median of {CALLS} calls under `tf.function`; "
              "train = forward + the gradients a training step needs; GFLOP/s counts convolutions only).", "",
              "| precision | piece | input | forward ms | train ms | forward GFLOP | forward GFLOP/s | train GFLOP/s |",

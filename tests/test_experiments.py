@@ -7,6 +7,7 @@ from PIL import Image
 
 from catdog.bench import comparison_row
 from catdog.report import collect_runs, write_report
+from catdog.run_info import cpu_info
 
 from conftest import SHARED, make_image_folders, run_cli
 
@@ -131,9 +132,22 @@ def test_bench_measures_each_model_and_backend_in_its_own_process(tmp_path):
     result = run_cli("catdog.bench", "models=[cnn_small]", "backends=[tensorflow,jax]", "steps=2", "warmup=1",
                      "image_size=32", "peer.enabled=false", f"hydra.run.dir={out}")
     assert result.returncode == 0, result.stderr[-2000:]
-    steps = json.loads((out / "bench.json").read_text())["steps"]
+    bench = json.loads((out / "bench.json").read_text())
+    steps = bench["steps"]
     assert [(r["model"], r["backend"]) for r in steps] == [("cnn_small", "tensorflow"), ("cnn_small", "jax")]
     assert all(r["median_step_seconds"] > 0 and r["train_images_per_second"] > 0 for r in steps)
     assert [r["tensorflow_imported"] for r in steps] == [True, False]
     assert "| cnn_small | jax |" in (out / "bench.md").read_text()
+    assert f"On {bench['cpu']['model']}, {bench['cpu']['cores']} cores" in (out / "bench.md").read_text()
+    assert all(r["cpu"] == bench["cpu"] for r in steps)
     assert Image.open(out / "bench.png").size[0] > 300
+
+
+def test_cpu_info_names_the_processor_and_the_flags_behind_the_speed_figures(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    core = "processor\t: {}\nmodel name\t: Intel(R) Xeon(R) Platinum 8481C\nflags\t\t: fpu avx2 avx512f amx_tile sse\n"
+    cpuinfo.write_text(core.format(0) + "\n" + core.format(1))
+    info = cpu_info(cpuinfo)
+    assert info["model"] == "Intel(R) Xeon(R) Platinum 8481C" and info["flags"] == ["avx2", "avx512f", "amx_tile"]
+    assert info["cores"] >= 1
+    assert cpu_info(tmp_path / "absent")["flags"] == []

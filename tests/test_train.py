@@ -14,7 +14,7 @@ OUTPUTS = ("config.yaml", "metrics.json", "history.csv", "accuracy.png", "model_
            "checkpoints/best.keras", "checkpoints/classes.json")
 METRIC_KEYS = {"backend", "model", "augment", "epochs", "params_total", "params_trainable", "epoch_seconds",
                "best_val_accuracy", "final_val_accuracy", "test_accuracy", "baseline_accuracy", "label_counts",
-               "versions"}
+               "versions", "cpu"}
 
 
 def small_run(data, *extra):

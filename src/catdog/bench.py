@@ -17,6 +17,7 @@ from catdog.history import read_history, seconds_to
 from catdog.io import write_json, write_text
 from catdog.plots import grouped_bars, plt
 from catdog.report import markdown_table
+from catdog.run_info import CPU_FLAGS, cpu_info
 
 log = logging.getLogger("catdog.bench")
 
@@ -149,9 +150,11 @@ def bench(cfg: DictConfig) -> dict:
                 peers.append(row)
                 log.info("%s on %s: catdog at %.2fx the peer's speed (wall time)", experiment, row["catdog_backend"],
                          row["wall_speedup"])
-    result = {"steps": steps, "peer": peers}
+    cpu = cpu_info()
+    result = {"cpu": cpu, "steps": steps, "peer": peers}
     write_json(out / "bench.json", result)
-    text = "# catdog.bench\n\n## Step times (fresh process per row)\n\n" + markdown_table(steps, STEP_COLUMNS)
+    flags = ", ".join(cpu["flags"]) or "none of " + ", ".join(CPU_FLAGS)
+    text = (f"# catdog.bench\n\nOn {cpu['model']}, {cpu['cores']} cores ({flags}).\n\n## Step times (fresh process per row)\n\n" + markdown_table(steps, STEP_COLUMNS))
     if peers:
         text += "\n## catdog vs the tutorial's pipeline (same data, same epochs, one after the other)\n\n"
         text += markdown_table(peers, PEER_COLUMNS)

@@ -1,10 +1,14 @@
-"""What a run records about where it ran: package versions, memory."""
+"""What a run records about where it ran: the CPU, package versions, memory."""
 
+import os
 import platform
 import resource
 import sys
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
+# the instruction sets behind this project's speed figures: fp32 and bf16 matmuls, Intel's AMX tiles
+CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
 PACKAGES = ("keras", "jax", "jaxlib", "tensorflow-cpu", "tensorflow", "numpy", "hydra-core", "pillow", "matplotlib")
 
 
@@ -16,6 +20,17 @@ def package_versions() -> dict:
         except PackageNotFoundError:
             pass
     return found
+
+
+def cpu_info(cpuinfo="/proc/cpuinfo") -> dict:
+    """The processor a run's figures were measured on: its model name, usable cores and `CPU_FLAGS` present."""
+    model, flags = platform.processor() or platform.machine(), set()
+    if Path(cpuinfo).is_file():
+        fields = dict(line.split(":", 1) for line in Path(cpuinfo).read_text().splitlines() if ":" in line)
+        fields = {k.strip(): v.strip() for k, v in fields.items()}
+        model, flags = fields.get("model name", model), set(fields.get("flags", "").split())
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {"model": model, "cores": cores, "flags": [f for f in CPU_FLAGS if f in flags]}
 
 
 def peak_rss_mb() -> float:

@@ -32,7 +32,7 @@ def measure(model, backend, steps=20, warmup=3, batch_size=32, image_size=160, j
     from catdog.backend import active_backend, tensorflow_imported
     from catdog.models import build_model
     from catdog.module import ClassifierModule
-    from catdog.run_info import peak_rss_mb
+    from catdog.run_info import cpu_info, peak_rss_mb
 
     keras.utils.set_random_seed(0)
     keras.config.set_dtype_policy(precision)
@@ -62,7 +62,7 @@ def measure(model, backend, steps=20, warmup=3, batch_size=32, image_size=160, j
         "build_compile_seconds": build_seconds, "first_step_seconds": first_step,
         "median_step_seconds": step, "train_images_per_second": batch_size / step,
         "inference_images_per_second": batch_size / infer, "peak_rss_mb": peak_rss_mb(),
-        "tensorflow_imported": tensorflow_imported(),
+        "tensorflow_imported": tensorflow_imported(), "cpu": cpu_info(),
     }
 
 

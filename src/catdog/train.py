@@ -36,7 +36,7 @@ def train(cfg: DictConfig) -> dict:
     from catdog.models import build_model
     from catdog.module import ClassifierModule
     from catdog.plots import plot_history
-    from catdog.run_info import package_versions, peak_rss_mb
+    from catdog.run_info import cpu_info, package_versions, peak_rss_mb
     from catdog.trainer import Trainer
 
     out = Path(cfg.paths.output_dir)
@@ -162,6 +162,7 @@ def train(cfg: DictConfig) -> dict:
         "tensorflow_imported": tensorflow_imported(),
         "run_seconds": time.perf_counter() - started,
         "versions": package_versions(),
+        "cpu": cpu_info(),
     }
     write_json(out / "metrics.json", metrics)
     plot_history(history, out / "accuracy.png", title=f"{cfg.experiment_name} ({metrics['backend']})")
