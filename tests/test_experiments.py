@@ -5,7 +5,7 @@ import pytest
 
 from PIL import Image
 
-from catdog.bench import comparison_row
+from catdog.bench import comparison_row, peer_train_images
 from catdog.report import collect_runs, write_report
 from catdog.run_info import cpu_info
 
@@ -111,18 +111,26 @@ def test_bench_runs_the_tutorials_code_then_catdog_on_each_backend(tmp_path):
     assert all(r["catdog_wall_seconds"] > 0 and 0 <= r["catdog_best_val_accuracy"] <= 1 for r in rows)
     assert all(r["target_val_accuracy"] == 0.6 and r["peer_train_images_per_second"] > 0 for r in rows)
     assert "| peer_seconds_to_target | catdog_seconds_to_target |" in (out / "bench.md").read_text()
+    assert peer_train_images(data / "train") == 32  # 16 per class
+
+
+def test_bench_reads_the_tutorials_count_of_training_images(tmp_path):
+    data = make_image_folders(tmp_path / "data", train=6, val=2)
+    (data / "train" / "cats" / "notes.txt").write_text("not an image")
+    (data / "train" / "readme.jpg").write_bytes(b"")  # outside the class folders
+    assert peer_train_images(data / "train") == 12  # 6 per class
 
 
 def test_bench_row_times_each_side_to_the_target_accuracy():
-    peer = {"wall_seconds": 100.0, "epoch_s": [30.0, 20.0, 22.0], "val_s": [5.0, 4.0, 2.0], "epoch_s_median": 22.0,
+    peer = {"wall_seconds": 100.0, "train_images": 2000, "epoch_s": [30.0, 20.0, 22.0], "val_s": [5.0, 4.0, 2.0], "epoch_s_median": 22.0,
             "history": {"val_accuracy": [0.5, 0.61, 0.7]}, "best_val_accuracy": 0.7, "peak_rss_mb": 1100.0}
     ours = {"wall_seconds": 40.0, "backend": "jax", "epoch_seconds": [12.0, 10.0, 11.0], "setup_seconds": 6.0,
-            "num_images": {"train": 2000}, "train_images_per_second": 200.0, "best_val_accuracy": 0.62,
+            "num_images": {"train": 640}, "train_images_per_second": 200.0, "best_val_accuracy": 0.62,
             "peak_rss_mb": 1300.0, "history": {"val_accuracy": [0.55, 0.58, 0.62]}}
     row = comparison_row("model1", 0.6, peer, ours)
     assert row["peer_seconds_to_target"] == 50.0  # its fit's first two epochs
     assert row["catdog_seconds_to_target"] == 39.0  # setup and all three epochs
-    assert row["peer_train_images_per_second"] == 2000 / 18.0  # median of 16 and 20 s of training
+    assert row["peer_train_images_per_second"] == 2000 / 18.0  # its own images over the median of 16 and 20 s
     assert row["wall_speedup"] == 2.5 and row["epoch_speedup"] == 2.0 and row["epochs"] == 3
     assert comparison_row("model1", 0.9, peer, ours)["catdog_seconds_to_target"] is None
 

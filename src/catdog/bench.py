@@ -52,12 +52,17 @@ def peer_comparison(experiment, cfg, out: Path) -> list[dict]:
                               "--out-dir", str(peer_dir)])
     if result.returncode:
         raise CatdogError(f"peer {experiment} failed: {result.stderr[-1500:]}")
-    peer = {"wall_seconds": peer_wall,
+    peer = {"wall_seconds": peer_wall, "train_images": peer_train_images(Path(peer_cfg.data_root) / "train"),
             **json.loads((peer_dir / "results.jsonl").read_text().splitlines()[-1]),
             **json.loads((peer_dir / f"history_model{n}.json").read_text())}
     target = peer_cfg.targets.get(experiment)
     return [comparison_row(experiment, target, peer, _catdog_run(experiment, backend, cfg, out))
             for backend in peer_cfg.backends]
+
+
+def peer_train_images(folder: Path) -> int:
+    """The images the tutorial's `image_dataset_from_directory` trains on: its formats, in class sub-folders."""
+    return sum(f.suffix.lower() in (".bmp", ".gif", ".jpeg", ".jpg", ".png") for f in folder.glob("*/*"))
 
 
 def _catdog_run(experiment, backend, cfg, out: Path) -> dict:
@@ -78,7 +83,7 @@ def _catdog_run(experiment, backend, cfg, out: Path) -> dict:
 
 def comparison_row(experiment, target, peer, ours) -> dict:
     """One bench row from the peer's records (results.jsonl and history_modelN.json merged, plus its wall
-    seconds) and catdog's (metrics.json, history.csv as `history`, wall seconds).
+    seconds and training image count) and catdog's (metrics.json, history.csv as `history`, wall seconds).
 
     Time to `target` validation accuracy: catdog's from the start of its run, decoding and features
     included; the peer's from the start of its `fit` (its setup is not recorded), so a lower bound.
@@ -91,7 +96,7 @@ def comparison_row(experiment, target, peer, ours) -> dict:
         "peer_wall_seconds": peer["wall_seconds"], "catdog_wall_seconds": ours["wall_seconds"],
         "peer_median_epoch_seconds": peer["epoch_s_median"], "catdog_median_epoch_seconds": ours_epoch,
         # training images per second, the first epoch (tracing, compilation) left out on both sides
-        "peer_train_images_per_second": ours["num_images"]["train"] / statistics.median(peer_train[1:] or peer_train),
+        "peer_train_images_per_second": peer["train_images"] / statistics.median(peer_train[1:] or peer_train),
         "catdog_train_images_per_second": ours["train_images_per_second"],
         "target_val_accuracy": target,
         "peer_seconds_to_target": None if target is None else seconds_to(target, peer_val, peer["epoch_s"]),
