@@ -5,7 +5,8 @@ import keras
 import numpy as np
 import pytest
 
-from catdog.features import FeatureDataModule, frozen_split
+from catdog.data.loaders import array_loader
+from catdog.features import FeatureDataModule, frozen_split, onnx_predict
 from catdog.inference import load_classifier, predict_probabilities
 from catdog.models import build_model
 from catdog.train import train
@@ -60,6 +61,26 @@ def test_onnxruntime_computes_the_features_keras_does():
     assert FeatureDataModule(images, features).runtime == "onnxruntime"  # auto, on TensorFlow
 
 
+def test_the_onnx_export_is_kept_and_reused_and_redone_when_unreadable(tmp_path, monkeypatch, caplog):
+    features, _ = frozen_split(build_model("mobilenet", (32, 32, 3), 2, weights=None, alpha=0.35))
+    x = np.random.default_rng(0).integers(0, 256, (6, 32, 32, 3)).astype("float32")
+    loader = array_loader(x, np.zeros(6, "int32"), 4)
+    onnx_file = tmp_path / "cache" / "features.onnx"
+    first = onnx_predict(features, onnx_file)(loader)
+    assert onnx_file.is_file() and first.shape == (6, 1280)
+
+    exports = []
+    original = keras.Model.export
+    monkeypatch.setattr(keras.Model, "export", lambda *a, **k: exports.append(1) or original(*a, **k))
+    np.testing.assert_array_equal(onnx_predict(features, onnx_file)(loader), first)
+    assert not exports  # read back from the file
+
+    onnx_file.write_bytes(b"cut short")
+    np.testing.assert_array_equal(onnx_predict(features, onnx_file)(loader), first)
+    assert exports == [1] and "unreadable ONNX file" in caplog.text
+    assert onnx_file.stat().st_size > 1000  # the file is whole again
+
+
 def test_augmented_views_are_cached_and_reused(compose, tmp_path, monkeypatch):
     data = make_image_folders(tmp_path / "data", train=8, val=10)
     overrides = [f"dataset.root={data}", "experiment=model4", "backend=tensorflow", "model.weights=null",
@@ -70,6 +91,7 @@ def test_augmented_views_are_cached_and_reused(compose, tmp_path, monkeypatch):
     train_cache = list((tmp_path / "cache").glob("features-train-*.npz"))
     assert len(train_cache) == 1
     assert np.load(train_cache[0])["features"].shape == (3 * 16, 1280)
+    assert len(list((tmp_path / "cache").glob("features-*.onnx"))) == 1  # TensorFlow: the ONNX Runtime pass
 
     calls = []
     original = FeatureDataModule._predict
@@ -79,6 +101,7 @@ def test_augmented_views_are_cached_and_reused(compose, tmp_path, monkeypatch):
 
     train(compose([*overrides, "model.pooling=avg"]))  # another features model: its own cache entries
     assert calls and len(list((tmp_path / "cache").glob("features-train-*.npz"))) == 2
+    assert len(list((tmp_path / "cache").glob("features-*.onnx"))) == 2
 
 
 def test_finetune_preset_trains_the_top_of_the_backbone_and_keeps_batchnorm(compose, tmp_path):
@@ -137,5 +160,6 @@ def test_a_fast_dev_run_computes_only_the_features_it_uses(compose, tmp_path):
                    "dataset.image_size=[32,32]", "dataset.batch_size=4", "trainer.verbose=0",
                    "trainer.feature_cache.views=3", "trainer.fast_dev_run=1"])
     assert train(cfg)["feature_cache_views"] == 3
-    cached = {p.name.split("-")[1]: np.load(p)["features"].shape[0] for p in (tmp_path / "cache").glob("features-*")}
+    cached = {p.name.split("-")[1]: np.load(p)["features"].shape[0]
+              for p in (tmp_path / "cache").glob("features-*.npz")}
     assert cached == {"train": 3 * 4, "val": 4, "test": 4}  # one batch of 4 images per split, 3 views of train

@@ -159,7 +159,8 @@ def bench(cfg: DictConfig) -> dict:
     result = {"cpu": cpu, "steps": steps, "peer": peers}
     write_json(out / "bench.json", result)
     flags = ", ".join(cpu["flags"]) or "none of " + ", ".join(CPU_FLAGS)
-    text = (f"# catdog.bench\n\nOn {cpu['model']}, {cpu['cores']} cores ({flags}).\n\n## Step times (fresh process per row)\n\n" + markdown_table(steps, STEP_COLUMNS))
+    text = (f"# catdog.bench\n\nOn {cpu['model']}, {cpu['cores']} cores ({flags}).\n\n"
+            "## Step times (fresh process per row)\n\n" + markdown_table(steps, STEP_COLUMNS))
     if peers:
         text += "\n## catdog vs the tutorial's pipeline (same data, same epochs, one after the other)\n\n"
         text += markdown_table(peers, PEER_COLUMNS)

@@ -7,7 +7,9 @@ sub-model named "features" and a trainable one named "head" (see `catdog.models.
 import gc
 import hashlib
 import json
+import logging
 import math
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -16,6 +18,9 @@ import numpy as np
 
 from catdog.data.cache import cached_arrays
 from catdog.data.loaders import array_loader
+from catdog.io import atomic_path
+
+log = logging.getLogger(__name__)
 
 
 def leaf_layers(model):
@@ -27,6 +32,11 @@ def leaf_layers(model):
             yield layer
 
 
+def layer_configs(layers) -> list:
+    """Each layer's class and config, less its name (names count up per process)."""
+    return [[type(layer).__name__, {k: v for k, v in layer.get_config().items() if k != "name"}] for layer in layers]
+
+
 def unfreeze_top(features, count: int) -> int:
     """Make the last `count` layers of `features` trainable, BatchNormalization excepted; returns how many."""
     layers = list(leaf_layers(features))
@@ -36,22 +46,38 @@ def unfreeze_top(features, count: int) -> int:
     return sum(layer.trainable and bool(layer.weights) for layer in layers)
 
 
-def onnx_predict(model):
+def onnx_predict(model, onnx_file=None):
     """`model`'s predict(loader) through ONNX Runtime: Keras' own ONNX export (tf2onnx, so TensorFlow only),
-    run on ONNX Runtime's CPU provider, which ran MobileNetV2 2.4x as fast as Keras (results/feature_runtime)."""
+    run on ONNX Runtime's CPU provider, which ran MobileNetV2 2.4x as fast as Keras (results/feature_runtime).
+    `onnx_file`: where the export is kept, and read back instead of exporting when it is there."""
     import onnxruntime
 
-    with tempfile.TemporaryDirectory() as tmp:
-        path = str(Path(tmp) / f"{model.name}.onnx")
-        model.export(path, format="onnx", verbose=False)
-        session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
-    gc.collect()  # the conversion leaves about 0.6 GB of TensorFlow graphs in reference cycles
+    session = _cached_session(onnx_file) if onnx_file and Path(onnx_file).is_file() else None
+    if session is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            exported = Path(tmp) / f"{model.name}.onnx"
+            model.export(str(exported), format="onnx", verbose=False)
+            gc.collect()  # the conversion leaves about 0.6 GB of TensorFlow graphs in reference cycles
+            session = onnxruntime.InferenceSession(str(exported), providers=["CPUExecutionProvider"])
+            if onnx_file:
+                with atomic_path(onnx_file) as partial:
+                    shutil.copyfile(exported, partial)
     name = session.get_inputs()[0].name
 
     def predict(loader):
         return np.concatenate([session.run(None, {name: x})[0] for x, _ in loader.as_numpy_iterator()])
 
     return predict
+
+
+def _cached_session(path):
+    import onnxruntime
+
+    try:
+        return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime's exception types are not public
+        log.warning("Ignoring unreadable ONNX file %s (%s); exporting again.", path, exc)
+        return None
 
 
 def frozen_split(network):
@@ -89,15 +115,21 @@ class FeatureDataModule:
             views, augment = (self.views, self.augment) if split == "train" else (1, None)
             self.arrays[split] = self._features(split, views, augment)
 
-    def _key(self, split, views, augment) -> str:
-        h = hashlib.sha256(self._split(split)[0].tobytes())
+    def _model_key(self) -> str:
+        """The features model: its weights and its layers' configs."""
+        h = hashlib.sha256()
         for w in self.features.weights:
             h.update(np.asarray(w.numpy()).tobytes())
+        h.update(json.dumps(layer_configs(leaf_layers(self.features)), default=str, sort_keys=True).encode())
+        return h.hexdigest()[:24]
+
+    def _key(self, split, views, augment) -> str:
+        h = hashlib.sha256(self._split(split)[0].tobytes())
+        h.update(self._model_key().encode())
         augment_layers = list(augment.layers) if augment is not None else []
         for variable in (v for layer in augment_layers for v in layer.non_trainable_variables):
             h.update(np.asarray(variable.numpy()).tobytes())  # the seed generators' states: which draws
-        configs = [[type(layer).__name__, {k: v for k, v in layer.get_config().items() if k != "name"}]
-                   for layer in [*leaf_layers(self.features), *augment_layers]]  # names count up per process
+        configs = layer_configs(augment_layers)
         # augmented views depend on whose kernels augment: tf.data's TensorFlow, or NumPy batches' backend
         engine = None if augment is None else "tf_data" if self.images.loader == "tf_data" else keras.backend.backend()
         batch = None if augment is None else self.predict_batch_size  # augmentation draws per batch
@@ -124,8 +156,9 @@ class FeatureDataModule:
     def _predict(self, loader):
         if self.runtime == "keras":
             return self.features.predict(loader, verbose=0)
-        if self._onnx_predict is None:  # one export per run, and none when every split is cached
-            self._onnx_predict = onnx_predict(self.features)
+        if self._onnx_predict is None:  # one export per features model, and none when every split is cached
+            cache = Path(self.cache_dir).expanduser() if self.cache_dir else None
+            self._onnx_predict = onnx_predict(self.features, cache and cache / f"features-{self._model_key()}.onnx")
         return self._onnx_predict(loader)
 
     def _split(self, split):
