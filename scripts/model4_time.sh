@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # model4 twice on one backend: with an empty cache (decode + features computed) and again with it warm;
 # collects metrics.json (setup_seconds, seconds_to_val_accuracy, run_seconds) and the whole process's
-# wall seconds into results/model4_time/<NAME>/ (NAME defaults to the backend); extra arguments are
-# catdog.train overrides. Needs CATDOG_DATA and CATDOG_WEIGHTS; run it alone.
+# wall seconds into ${MODEL4_RESULTS:-results/model4_time}/<NAME>/ (NAME defaults to the backend); extra
+# arguments are catdog.train overrides. Needs CATDOG_DATA and CATDOG_WEIGHTS; run it alone.
 #   scripts/model4_time.sh [BACKEND=tensorflow, experiment=model4's own] [NAME=BACKEND] [overrides...]
 #   scripts/model4_time.sh tensorflow tensorflow_views1 trainer.feature_cache.views=1
 set -euo pipefail
@@ -11,7 +11,7 @@ backend=${1:-tensorflow}
 name=${2:-$backend}
 shift $(($# < 2 ? $# : 2))
 runs=outputs/model4_time/$name
-results=results/model4_time/$name
+results=${MODEL4_RESULTS:-results/model4_time}/$name
 rm -rf "$runs" "$results"
 for state in cold warm; do
   run=$runs/$state

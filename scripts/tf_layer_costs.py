@@ -4,11 +4,11 @@
 
 Each row is one piece of model1 (batch 32 at 160x160) under `tf.function`, median of 15 calls: its forward
 pass, and its forward pass plus the gradients a training step needs (the weights', and the input's except
-for the first layer). GFLOP/s counts the convolutions' multiply-adds (2 per MAC), to set against the first
-row of each precision: a 4096x4096 matmul in that precision, this CPU's peak as TensorFlow reaches it. Rewrites of the same
-function are timed too: NCHW (channels_first) layers, the first block with its bias and ReLU after the
-pooling (max commutes with adding a per-channel constant and with ReLU, so the outputs are equal), and the
-first convolution computed four other ways (`FirstConv`).
+for the first layer). GFLOP/s counts the convolutions' multiply-adds (2 per MAC), to set against the
+first row of each precision: a 4096x4096 matmul in that precision, this CPU's peak as TensorFlow reaches
+it. Rewrites of the same function are timed too: NCHW (channels_first) layers, the first block with its
+bias and ReLU after the pooling (max commutes with adding a per-channel constant and with ReLU, so the
+outputs are equal), and the first convolution computed four other ways (`FirstConv`).
 """
 
 import json
@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from keras import layers  # noqa: E402
 
-from catdog.run_info import cpu_info  # noqa: E402
+from catdog.run_info import cpu_info, describe_cpu  # noqa: E402
 
 BATCH, CALLS = 32, 15
 
@@ -80,7 +80,7 @@ def matmul_peak(dtype, n=4096):
 
     ms = median_ms(matmul, tf.cast(tf.random.uniform((n, n), seed=0), dtype))
     gflop = 2 * n**3 / 1e9
-    return {"piece": f"matmul {n}x{n} (the peak)", "input": [1, n, n], "forward_ms": round(ms, 1), "train_ms": "",
+    return {"piece": f"matmul {n}x{n} (the peak)", "input": [1, n, n], "forward_ms": round(ms, 1), "train_ms": None,
             "gflop_forward": round(gflop, 1), "forward_gflops": round(gflop / ms * 1000)}
 
 
@@ -173,24 +173,25 @@ def measure(precision):
     ]
     for row in rows:
         row["precision"] = precision
-    rows[1]["gflop_forward"] = round(conv1 + conv2 + conv3, 2)  # the first layer needs no input gradient
-    rows[1]["train_gflops"] = round((2 * conv1 + 3 * (conv2 + conv3)) / rows[1]["train_ms"] * 1000)
+    whole = next(r for r in rows if r["piece"] == "model1, whole")
+    whole["gflop_forward"] = round(conv1 + conv2 + conv3, 2)  # the first layer needs no input gradient
+    whole["train_gflops"] = round((2 * conv1 + 3 * (conv2 + conv3)) / whole["train_ms"] * 1000)
     return rows
 
 
 def write(rows, differences, out):
     out.mkdir(parents=True, exist_ok=True)
     (out / "layers.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    cpu = cpu_info()
     lines = ["# model1's training step on TensorFlow, piece by piece", "",
-             f"On {cpu['model']}, {cpu['cores']} cores ({', '.join(cpu['flags'])}).", "",
+             f"On {describe_cpu(cpu_info())}.", "",
              f"`python scripts/tf_layer_costs.py` (batch {BATCH}, median of {CALLS} calls under `tf.function`; "
-             "train = forward + the gradients a training step needs; GFLOP/s counts convolutions only).", "",
+             "train = forward + the gradients a training step needs; GFLOP/s counts the convolutions' multiply-adds, and "
+             "the matmul's for its row).", "",
              "| precision | piece | input | forward ms | train ms | forward GFLOP | forward GFLOP/s | train GFLOP/s |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         lines.append(f"| {r['precision']} | {r['piece']} | {'x'.join(map(str, r['input'][1:]))} | {r['forward_ms']} "
-                     f"| {r['train_ms']} | {r.get('gflop_forward', '')} | {r.get('forward_gflops', '')} "
+                     f"| {r['train_ms'] or ''} | {r.get('gflop_forward', '')} | {r.get('forward_gflops', '')} "
                      f"| {r.get('train_gflops', '')} |")
     lines += ["", "Largest difference of each other way of computing conv1 from Keras' Conv2D, relative to its "
               "largest output (float32): " + ", ".join(f"{way} {d:.1g}" for way, d in differences.items())]

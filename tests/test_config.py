@@ -69,7 +69,6 @@ def test_unknown_model_is_rejected(compose):
     ("trainer.metrics=[auc]", "trainer.metrics"),
     ("trainer.feature_cache.views=0", "trainer.feature_cache.views"),
     ("trainer.feature_cache.runtime=tvm", "trainer.feature_cache.runtime"),
-    ("backend=jax trainer.feature_cache.runtime=onnxruntime", "backend=tensorflow"),
 ])
 def test_bad_values_name_their_key(compose, override, key):
     cfg = compose(override.split())

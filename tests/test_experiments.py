@@ -118,11 +118,14 @@ def test_bench_reads_the_tutorials_count_of_training_images(tmp_path):
     data = make_image_folders(tmp_path / "data", train=6, val=2)
     (data / "train" / "cats" / "notes.txt").write_text("not an image")
     (data / "train" / "readme.jpg").write_bytes(b"")  # outside the class folders
-    assert peer_train_images(data / "train") == 12  # 6 per class
+    (data / "train" / "dogs" / "more").mkdir()
+    (data / "train" / "dogs" / "more" / "dog.png").write_bytes(b"")  # image_dataset_from_directory walks down
+    assert peer_train_images(data / "train") == 13  # 6 per class, and the one further down
 
 
 def test_bench_row_times_each_side_to_the_target_accuracy():
-    peer = {"wall_seconds": 100.0, "train_images": 2000, "epoch_s": [30.0, 20.0, 22.0], "val_s": [5.0, 4.0, 2.0], "epoch_s_median": 22.0,
+    peer = {"wall_seconds": 100.0, "train_images": 2000, "epoch_s": [30.0, 20.0, 22.0], "val_s": [5.0, 4.0, 2.0],
+            "epoch_s_median": 22.0,
             "history": {"val_accuracy": [0.5, 0.61, 0.7]}, "best_val_accuracy": 0.7, "peak_rss_mb": 1100.0}
     ours = {"wall_seconds": 40.0, "backend": "jax", "epoch_seconds": [12.0, 10.0, 11.0], "setup_seconds": 6.0,
             "num_images": {"train": 640}, "train_images_per_second": 200.0, "best_val_accuracy": 0.62,

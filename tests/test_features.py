@@ -1,4 +1,5 @@
 import csv
+import json
 from pathlib import Path
 
 import keras
@@ -11,7 +12,7 @@ from catdog.inference import load_classifier, predict_probabilities
 from catdog.models import build_model
 from catdog.train import train
 
-from conftest import make_image_folders
+from conftest import make_image_folders, run_cli
 
 
 def test_only_head_of_frozen_features_models_split():
@@ -99,9 +100,33 @@ def test_augmented_views_are_cached_and_reused(compose, tmp_path, monkeypatch):
     train(compose(overrides))
     assert not calls  # the second run read every split from the cache
 
+    exports = []
+    original_export = keras.Model.export
+    monkeypatch.setattr(keras.Model, "export", lambda *a, **k: exports.append(1) or original_export(*a, **k))
+    train(compose([*overrides, "augment.layers.flip_rotate.factor=0.1"]))  # other views, the same ONNX file
+    assert calls and not exports and len(list((tmp_path / "cache").glob("features-train-*.npz"))) == 2
+
     train(compose([*overrides, "model.pooling=avg"]))  # another features model: its own cache entries
-    assert calls and len(list((tmp_path / "cache").glob("features-train-*.npz"))) == 2
+    assert exports and len(list((tmp_path / "cache").glob("features-train-*.npz"))) == 3
     assert len(list((tmp_path / "cache").glob("features-*.onnx"))) == 2
+
+
+def test_onnxruntime_on_jax_computes_the_features_keras_does_without_tensorflow_in_the_run(tmp_path):
+    data = make_image_folders(tmp_path / "data", train=4, val=10)
+    features = {}
+    for runtime in ("keras", "onnxruntime"):
+        result = run_cli("catdog.train", "experiment=model4", "backend=jax", "model.weights=null", "augment=none",
+                         f"dataset.root={data}", "dataset.image_size=[32,32]", "dataset.batch_size=4",
+                         "trainer.max_epochs=1", "trainer.verbose=0", f"trainer.feature_cache.runtime={runtime}",
+                         f"paths.cache_dir={tmp_path / runtime}", f"hydra.run.dir={tmp_path / ('run-' + runtime)}")
+        assert result.returncode == 0, result.stderr[-2000:]
+        metrics = json.loads((tmp_path / f"run-{runtime}" / "metrics.json").read_text())
+        assert metrics["feature_runtime"] == runtime and not metrics["tensorflow_imported"]
+        if runtime == "onnxruntime":  # the export's TensorFlow child
+            assert metrics["peak_rss_children_mb"] > 100
+        features[runtime] = np.load(next((tmp_path / runtime).glob("features-train-*.npz")))["features"]
+    assert features["keras"].shape == (8, 1280)
+    np.testing.assert_allclose(features["onnxruntime"], features["keras"], atol=1e-4 * np.abs(features["keras"]).max())
 
 
 def test_finetune_preset_trains_the_top_of_the_backbone_and_keeps_batchnorm(compose, tmp_path):

@@ -17,7 +17,7 @@ from catdog.history import read_history, seconds_to
 from catdog.io import write_json, write_text
 from catdog.plots import grouped_bars, plt
 from catdog.report import markdown_table
-from catdog.run_info import CPU_FLAGS, cpu_info
+from catdog.run_info import cpu_info, describe_cpu
 
 log = logging.getLogger("catdog.bench")
 
@@ -61,8 +61,9 @@ def peer_comparison(experiment, cfg, out: Path) -> list[dict]:
 
 
 def peer_train_images(folder: Path) -> int:
-    """The images the tutorial's `image_dataset_from_directory` trains on: its formats, in class sub-folders."""
-    return sum(f.suffix.lower() in (".bmp", ".gif", ".jpeg", ".jpg", ".png") for f in folder.glob("*/*"))
+    """The images the tutorial's `image_dataset_from_directory` trains on: its formats, anywhere in class folders."""
+    return sum(f.suffix.lower() in (".bmp", ".gif", ".jpeg", ".jpg", ".png")
+               for c in folder.iterdir() if c.is_dir() for f in c.rglob("*"))
 
 
 def _catdog_run(experiment, backend, cfg, out: Path) -> dict:
@@ -158,9 +159,7 @@ def bench(cfg: DictConfig) -> dict:
     cpu = cpu_info()
     result = {"cpu": cpu, "steps": steps, "peer": peers}
     write_json(out / "bench.json", result)
-    flags = ", ".join(cpu["flags"]) or "none of " + ", ".join(CPU_FLAGS)
-    text = (f"# catdog.bench\n\nOn {cpu['model']}, {cpu['cores']} cores ({flags}).\n\n"
-            "## Step times (fresh process per row)\n\n" + markdown_table(steps, STEP_COLUMNS))
+    text = (f"# catdog.bench\n\nOn {describe_cpu(cpu)}.\n\n## Step times (fresh process per row)\n\n" + markdown_table(steps, STEP_COLUMNS))
     if peers:
         text += "\n## catdog vs the tutorial's pipeline (same data, same epochs, one after the other)\n\n"
         text += markdown_table(peers, PEER_COLUMNS)

@@ -46,9 +46,6 @@ def check_train_config(cfg: DictConfig) -> None:
     runtime = cfg.trainer.feature_cache.runtime
     if runtime not in ("auto", "keras", "onnxruntime"):
         raise CatdogError(f"trainer.feature_cache.runtime={runtime!r}: must be auto, keras or onnxruntime.")
-    if runtime == "onnxruntime" and cfg.backend.name != "tensorflow":
-        raise CatdogError("trainer.feature_cache.runtime=onnxruntime exports the features model with tf2onnx, "
-                          "so it needs backend=tensorflow; on other backends use runtime=keras.")
     if cfg.finetune is not None:
         for key in ("unfreeze_layers", "epochs"):
             if not isinstance(cfg.finetune[key], int) or cfg.finetune[key] < 1:

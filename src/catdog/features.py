@@ -9,7 +9,10 @@ import hashlib
 import json
 import logging
 import math
+import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -18,6 +21,7 @@ import numpy as np
 
 from catdog.data.cache import cached_arrays
 from catdog.data.loaders import array_loader
+from catdog.errors import CatdogError
 from catdog.io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -47,8 +51,8 @@ def unfreeze_top(features, count: int) -> int:
 
 
 def onnx_predict(model, onnx_file=None):
-    """`model`'s predict(loader) through ONNX Runtime: Keras' own ONNX export (tf2onnx, so TensorFlow only),
-    run on ONNX Runtime's CPU provider, which ran MobileNetV2 2.4x as fast as Keras (results/feature_runtime).
+    """`model`'s predict(loader) through ONNX Runtime's CPU provider, on Keras' own ONNX export by tf2onnx
+    (`export_onnx`), 2.4-2.8x as fast as Keras for MobileNetV2 (results/feature_runtime, results/epyc).
     `onnx_file`: where the export is kept, and read back instead of exporting when it is there."""
     import onnxruntime
 
@@ -56,8 +60,7 @@ def onnx_predict(model, onnx_file=None):
     if session is None:
         with tempfile.TemporaryDirectory() as tmp:
             exported = Path(tmp) / f"{model.name}.onnx"
-            model.export(str(exported), format="onnx", verbose=False)
-            gc.collect()  # the conversion leaves about 0.6 GB of TensorFlow graphs in reference cycles
+            export_onnx(model, exported)
             session = onnxruntime.InferenceSession(str(exported), providers=["CPUExecutionProvider"])
             if onnx_file:
                 with atomic_path(onnx_file) as partial:
@@ -65,9 +68,35 @@ def onnx_predict(model, onnx_file=None):
     name = session.get_inputs()[0].name
 
     def predict(loader):
-        return np.concatenate([session.run(None, {name: x})[0] for x, _ in loader.as_numpy_iterator()])
+        return np.concatenate([session.run(None, {name: x})[0] for x, _ in numpy_batches(loader)])
 
     return predict
+
+
+def export_onnx(model, path) -> None:
+    """Keras' ONNX export of `model` through tf2onnx: in this process on TensorFlow, elsewhere in a TensorFlow
+    child process from a .keras copy. JAX's own export (jax2onnx) gives a graph that ONNX Runtime ran 3x
+    slower than Keras (results/feature_runtime)."""
+    if keras.backend.backend() == "tensorflow":
+        model.export(str(path), format="onnx", verbose=False)
+        gc.collect()  # the conversion leaves about 0.6 GB of TensorFlow graphs in reference cycles
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        saved = Path(tmp) / "features.keras"
+        model.save(saved)
+        env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2"}
+        child = subprocess.run([sys.executable, "-m", "catdog.features", str(saved), str(path)], env=env,
+                               capture_output=True, text=True)
+    if child.returncode:
+        raise CatdogError(f"Exporting the features model to ONNX on TensorFlow failed:\n{child.stderr[-1500:]}\n"
+                          "Set trainer.feature_cache.runtime=keras to compute the features with Keras instead.")
+
+
+def numpy_batches(loader):
+    """(x, y) NumPy batches of a tf.data loader or of a PyDataset."""
+    if hasattr(loader, "as_numpy_iterator"):
+        return loader.as_numpy_iterator()
+    return (loader[i] for i in range(len(loader)))
 
 
 def _cached_session(path):
@@ -96,13 +125,13 @@ class FeatureDataModule:
     of the training images, shuffled and batched exactly as the image pipeline does; with augmentation
     it is `views` augmented passes over the training images, and each epoch draws one epoch's worth of
     samples from that pool. `runtime`: who computes the features, Keras' predict or ONNX Runtime
-    (`onnx_predict`, on TensorFlow); auto picks ONNX Runtime on TensorFlow and Keras elsewhere.
+    (`onnx_predict`); auto picks ONNX Runtime on TensorFlow and JAX, and Keras on other backends.
     """
 
     def __init__(self, images, features, augment=None, views=4, batch_size=64, cache_dir=None, max_images=None,
                  runtime="auto"):
         if runtime == "auto":
-            runtime = "onnxruntime" if keras.backend.backend() == "tensorflow" else "keras"
+            runtime = "onnxruntime" if keras.backend.backend() in ("tensorflow", "jax") else "keras"
         self.images, self.features, self.augment, self.runtime = images, features, augment, runtime
         self.max_images = max_images or {}  # {split: n}: only the first n images (a fast_dev_run)
         self.views = views if augment is not None else 1
@@ -190,3 +219,11 @@ class FeatureDataModule:
 
     def _loader(self, x, y, **options):
         return array_loader(x, y, self.batch_size, loader=self.images.loader, **options)
+
+
+if __name__ == "__main__":  # export_onnx's TensorFlow child: python -m catdog.features MODEL.keras OUT.onnx
+    import catdog.models  # noqa: F401  (registers catdog's layers for loading)
+
+    network = keras.saving.load_model(sys.argv[1])
+    network(np.zeros((1, *network.input_shape[1:]), "float32"))  # Keras exports only models that were called
+    network.export(sys.argv[2], format="onnx", verbose=False)

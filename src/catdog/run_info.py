@@ -33,6 +33,13 @@ def cpu_info(cpuinfo="/proc/cpuinfo") -> dict:
     return {"model": model, "cores": cores, "flags": [f for f in CPU_FLAGS if f in flags]}
 
 
-def peak_rss_mb() -> float:
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def describe_cpu(cpu: dict) -> str:
+    """`cpu_info()` in words, for report headers."""
+    flags = ", ".join(cpu["flags"]) or "none of " + ", ".join(CPU_FLAGS)
+    return f"{cpu['model']}, {cpu['cores']} cores ({flags})"
+
+
+def peak_rss_mb(who=resource.RUSAGE_SELF) -> float:
+    """This process's peak resident memory, or with RUSAGE_CHILDREN its largest finished child's."""
+    rss = resource.getrusage(who).ru_maxrss
     return round(rss / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)

@@ -2,6 +2,7 @@
 
 import logging
 import os
+import resource
 import time
 from pathlib import Path
 
@@ -159,6 +160,7 @@ def train(cfg: DictConfig) -> dict:
         "seed": cfg.seed,
         "tags": list(cfg.tags),
         "peak_rss_mb": peak_rss_mb(),
+        "peak_rss_children_mb": peak_rss_mb(resource.RUSAGE_CHILDREN),  # e.g. the ONNX export's on JAX
         "tensorflow_imported": tensorflow_imported(),
         "run_seconds": time.perf_counter() - started,
         "versions": package_versions(),
