@@ -52,7 +52,7 @@ def unfreeze_top(features, count: int) -> int:
 
 def onnx_predict(model, onnx_file=None):
     """`model`'s predict(loader) through ONNX Runtime's CPU provider, on Keras' own ONNX export by tf2onnx
-    (`export_onnx`), 2.4-2.8x as fast as Keras for MobileNetV2 (results/feature_runtime, results/epyc).
+    (`export_onnx`), 2.2-2.4x as fast as Keras for MobileNetV2 (results/feature_runtime, results/epyc).
     `onnx_file`: where the export is kept, and read back instead of exporting when it is there."""
     import onnxruntime
 

@@ -24,11 +24,13 @@ def package_versions() -> dict:
 
 def cpu_info(cpuinfo="/proc/cpuinfo") -> dict:
     """The processor a run's figures were measured on: its model name, usable cores and `CPU_FLAGS` present."""
-    model, flags = platform.processor() or platform.machine(), set()
+    fields = {}
     if Path(cpuinfo).is_file():
         fields = dict(line.split(":", 1) for line in Path(cpuinfo).read_text().splitlines() if ":" in line)
         fields = {k.strip(): v.strip() for k, v in fields.items()}
-        model, flags = fields.get("model name", model), set(fields.get("flags", "").split())
+    # platform.processor() may start a `uname -p` process, so it is only the fallback
+    model = fields.get("model name") or platform.processor() or platform.machine()
+    flags = set(fields.get("flags", "").split())
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {"model": model, "cores": cores, "flags": [f for f in CPU_FLAGS if f in flags]}
 
