@@ -185,8 +185,8 @@ def write(rows, differences, out):
     lines = ["# model1's training step on TensorFlow, piece by piece", "",
              f"On {describe_cpu(cpu_info())}.", "",
              f"`python scripts/tf_layer_costs.py` (batch {BATCH}, median of {CALLS} calls under `tf.function`; "
-             "train = forward + the gradients a training step needs; GFLOP/s counts the convolutions' multiply-adds, and "
-             "the matmul's for its row).", "",
+             "train = forward + the gradients a training step needs; GFLOP/s counts the convolutions' "
+             "multiply-adds, and the matmul's for its row).", "",
              "| precision | piece | input | forward ms | train ms | forward GFLOP | forward GFLOP/s | train GFLOP/s |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:

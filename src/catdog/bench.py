@@ -159,7 +159,8 @@ def bench(cfg: DictConfig) -> dict:
     cpu = cpu_info()
     result = {"cpu": cpu, "steps": steps, "peer": peers}
     write_json(out / "bench.json", result)
-    text = (f"# catdog.bench\n\nOn {describe_cpu(cpu)}.\n\n## Step times (fresh process per row)\n\n" + markdown_table(steps, STEP_COLUMNS))
+    text = f"# catdog.bench\n\nOn {describe_cpu(cpu)}.\n\n## Step times (fresh process per row)\n\n"
+    text += markdown_table(steps, STEP_COLUMNS)
     if peers:
         text += "\n## catdog vs the tutorial's pipeline (same data, same epochs, one after the other)\n\n"
         text += markdown_table(peers, PEER_COLUMNS)
