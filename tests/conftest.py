@@ -68,6 +68,15 @@ def compose(tmp_path):
     GlobalHydra.instance().clear()
 
 
+def run_python(code, backend="tensorflow", env=None, timeout=300) -> str:
+    """Run `code` in a fresh interpreter on `backend`; returns its stdout, failing the test on a non-zero exit."""
+    full_env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONUNBUFFERED": "1", **(env or {})}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full_env,
+                            timeout=timeout)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
 def run_cli(*args, env=None, cwd=None, timeout=600):
     """Run `python -m <args>` in a fresh process (its own Keras backend); returns CompletedProcess."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}

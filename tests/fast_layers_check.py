@@ -1,4 +1,5 @@
-"""`python tests/fast_layers_check.py`: catdog's fast layers vs Keras' own, in this process's backend.
+"""`python tests/fast_layers_check.py`: Keras layers with catdog's XLA:CPU calls vs Keras' own, in this
+process's backend.
 
 Prints one line per case, `CASE <name> <max abs (MobileNetV2: relative) difference>`; the test runs it on
 JAX in a subprocess.
@@ -7,7 +8,7 @@ JAX in a subprocess.
 import keras
 import numpy as np
 
-from catdog.models.layers import DepthwiseConv2D, MaxPooling2D, with_fast_layers
+from catdog.models.layers import use_xla_cpu_layers
 
 
 def value_and_grads(layer, x):
@@ -25,10 +26,12 @@ def value_and_grads(layer, x):
     return [np.asarray(out), np.asarray(grads[0]), *map(np.asarray, grads[1])]
 
 
-def compare(name, fast, plain, x):
+def compare(name, layer_class, x, **options):
+    plain, fast = layer_class(**options), layer_class(**options)
     plain.build(x.shape)
-    fast.build(x.shape)
+    model = keras.Sequential([keras.Input(x.shape[1:]), fast])
     fast.set_weights(plain.get_weights())
+    assert use_xla_cpu_layers(model) == 1 and "call" in vars(fast)
     diff = max(float(np.max(np.abs(a - b))) for a, b in zip(value_and_grads(fast, x), value_and_grads(plain, x)))
     print(f"CASE {name} {diff:.3g}", flush=True)
 
@@ -37,17 +40,18 @@ def main():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(2, 11, 13, 6)).astype("float32")
     for size in (2, 3):
-        compare(f"maxpool{size}", MaxPooling2D(size), keras.layers.MaxPooling2D(size), x)
+        compare(f"maxpool{size}", keras.layers.MaxPooling2D, x, pool_size=size)
     for strides in (1, 2):
         for padding in ("same", "valid"):
             kw = dict(kernel_size=3, strides=strides, padding=padding, activation="relu",
                       bias_initializer="random_normal")
-            compare(f"depthwise_s{strides}_{padding}", DepthwiseConv2D(**kw), keras.layers.DepthwiseConv2D(**kw), x)
+            compare(f"depthwise_s{strides}_{padding}", keras.layers.DepthwiseConv2D, x, **kw)
     base = keras.applications.MobileNetV2(input_shape=(32, 32, 3), alpha=0.35, include_top=False, weights=None)
     images = rng.uniform(-1, 1, (2, 32, 32, 3)).astype("float32")
-    fast = with_fast_layers(base)
-    swapped = sum(type(layer) is DepthwiseConv2D for layer in fast.layers)
     expected = np.asarray(base.predict_on_batch(images))
+    fast = keras.models.clone_model(base)
+    fast.set_weights(base.get_weights())
+    swapped = use_xla_cpu_layers(fast)
     diff = float(np.max(np.abs(np.asarray(fast.predict_on_batch(images)) - expected)) / np.max(np.abs(expected)))
     print(f"CASE mobilenetv2_{swapped}_depthwise_swapped {diff:.3g}", flush=True)
 

@@ -4,6 +4,8 @@ import time
 
 import keras
 
+from catdog.tasks import ImageClassifier
+
 
 class SleepAtEpochEnd(keras.callbacks.Callback):
     """Makes each epoch last long enough for a test to kill the process mid-run."""
@@ -14,3 +16,18 @@ class SleepAtEpochEnd(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         time.sleep(self.seconds)
+
+
+@keras.saving.register_keras_serializable("tests")
+class OffsetLossClassifier(ImageClassifier):
+    """The task's loss plus `offset`: a logged loss above it shows that this compute_loss ran."""
+
+    def __init__(self, *args, offset=0.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.offset = offset
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        return super().compute_loss(x, y, y_pred, sample_weight, training) + self.offset
+
+    def get_config(self):
+        return {**super().get_config(), "offset": self.offset}

@@ -1,4 +1,4 @@
-"""catdog's XLA:CPU-friendly layers compute what Keras' layers compute, and survive saving."""
+"""catdog's XLA:CPU calls compute what Keras' layers compute, and never reach a saved file."""
 
 import os
 import subprocess
@@ -6,14 +6,15 @@ import sys
 from pathlib import Path
 
 import keras
-import numpy as np
 
 from catdog.backend import merge_flags
 from catdog.models import build_model
-from catdog.models.layers import DepthwiseConv2D, MaxPooling2D
+from catdog.models.layers import leaf_layers, use_xla_cpu_layers
+
+from conftest import run_python
 
 
-def test_fast_layers_match_keras_on_jax_outputs_and_gradients():
+def test_fast_calls_match_keras_on_jax_outputs_and_gradients():
     tests = Path(__file__).parent
     env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu",  # the fast path is XLA:CPU's
            "PYTHONPATH": str(tests.parent / "src"), "XLA_FLAGS": "--xla_cpu_experimental_ynn_fusion_type="}
@@ -26,23 +27,25 @@ def test_fast_layers_match_keras_on_jax_outputs_and_gradients():
     assert all(float(diff) < 1e-4 for diff in cases.values()), cases
 
 
-def test_models_use_fast_layers_only_when_asked_and_reload_from_keras_files(tmp_path):
-    fast = build_model("cnn_small", (32, 32, 3), 2)
-    plain = build_model("cnn_small", (32, 32, 3), 2, fast_layers=False)
-    assert {type(layer) for layer in fast.layers} >= {MaxPooling2D}
-    assert MaxPooling2D not in {type(layer) for layer in plain.layers}
-    fast.save(tmp_path / "m.keras")
-    loaded = keras.saving.load_model(tmp_path / "m.keras")
-    assert [type(layer) for layer in loaded.layers] == [type(layer) for layer in fast.layers]
-    x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
-    np.testing.assert_allclose(loaded.predict_on_batch(x), fast.predict_on_batch(x), rtol=1e-6)
-
-
-def test_mobilenet_base_gets_catdog_depthwise_layers():
-    network = build_model("mobilenet", (32, 32, 3), 2, weights=None, alpha=0.35)
-    base = network.get_layer("features").get_layer("mobilenetv2_base")
-    kinds = [type(layer) for layer in base.layers]
-    assert kinds.count(DepthwiseConv2D) == 17 and keras.layers.DepthwiseConv2D not in kinds
+def test_the_swap_happens_on_jax_cpu_only_and_saved_files_hold_keras_layers(tmp_path):
+    model = build_model("cnn_small", (32, 32), 2)  # this process runs TensorFlow: nothing to swap
+    assert use_xla_cpu_layers(model) == 0 and not any("call" in vars(layer) for layer in leaf_layers(model))
+    script = f"""
+import catdog, keras
+from catdog.models import build_model
+from catdog.models.layers import leaf_layers
+for name, options in (("cnn_small", []), ("mobilenet", ["model.backbone.weights=null", "model.backbone.alpha=0.35"])):
+    task = build_model(name, (32, 32), 2, options)
+    swapped = [type(l).__name__ for l in leaf_layers(task) if "call" in vars(l)]
+    task.save(r"{tmp_path}/" + name + ".keras")
+    classes = sorted({{type(l).__module__.split(".")[0] for l in leaf_layers(task)}})
+    print("SWAPPED", name, len(swapped), sorted(set(swapped)), classes)
+"""
+    out = run_python(script, backend="jax")
+    assert "SWAPPED cnn_small 3 ['MaxPooling2D'] ['keras']" in out, out
+    assert "SWAPPED mobilenet 17 ['DepthwiseConv2D'] ['keras']" in out, out
+    loaded = keras.saving.load_model(tmp_path / "mobilenet.keras")  # here, on TensorFlow
+    assert not any("call" in vars(layer) for layer in leaf_layers(loaded))
 
 
 def test_xla_flags_from_config_never_override_the_users():

@@ -1,26 +1,52 @@
 """Error analysis of a trained classifier: confusion matrix and the most confidently wrong images."""
 
+import logging
+from pathlib import Path
+
 import numpy as np
 
-from catdog.inference import softmax
+from catdog.callbacks import Callback
 from catdog.plots import plt
 
+log = logging.getLogger(__name__)
 
-def analyse_validation(network, loader, images, labels, class_names, out):
-    """confusion.png and mistakes.png in `out` for `network` on `loader` (the validation images, in order).
 
-    Returns the confusion matrix as lists and the indices of the most confident mistakes.
-    """
-    probabilities = softmax(network.predict(loader, verbose=0))
-    labels = labels[: len(probabilities)]
-    matrix = confusion_matrix(labels, probabilities.argmax(axis=-1), len(class_names))
-    plot_confusion(matrix, class_names, out / "confusion.png")
-    return matrix.tolist(), plot_confident_mistakes(images, labels, probabilities, class_names, out / "mistakes.png")
+class ErrorAnalysis(Callback):
+    """After the test, `confusion.png` and `mistakes.png` in `save_dir` for the tested weights on the validation
+    images; their confusion matrix and the indices of the most confident mistakes join the metrics. A failing
+    plot is a warning: the metrics and checkpoints are already written."""
+
+    def __init__(self, save_dir, top=9):
+        super().__init__()
+        self.save_dir, self.top = Path(save_dir), top
+
+    def on_tested(self, trainer, task):
+        datamodule = trainer.datamodule
+        images, labels = datamodule.arrays["val"]
+        probabilities = trainer.predict_split(task, datamodule, "val")
+        labels = labels[: len(probabilities)]
+        matrix = confusion_matrix(labels, probabilities.argmax(axis=-1), len(task.class_names))
+        mistakes = confident_mistakes(labels, probabilities, self.top)
+        try:
+            self.save_dir.mkdir(parents=True, exist_ok=True)
+            plot_confusion(matrix, task.class_names, self.save_dir / "confusion.png")
+            plot_confident_mistakes(images, labels, probabilities, mistakes, task.class_names,
+                                    self.save_dir / "mistakes.png")
+        except Exception as exc:  # matplotlib and the filesystem raise many types; the run is already saved
+            log.warning("Could not plot the error analysis into %s (%s: %s).", self.save_dir, type(exc).__name__, exc)
+        return {"val_confusion_matrix": matrix.tolist(), "val_confident_mistakes": [int(i) for i in mistakes]}
 
 
 def confusion_matrix(labels, predicted, num_classes) -> np.ndarray:
     """counts[true, predicted]."""
     return np.bincount(labels * num_classes + predicted, minlength=num_classes**2).reshape(num_classes, num_classes)
+
+
+def confident_mistakes(labels, probabilities, top=9) -> np.ndarray:
+    """Indices of the `top` wrong predictions with the highest probability for the wrong class."""
+    predicted = probabilities.argmax(axis=-1)
+    wrong = np.flatnonzero(predicted != labels)
+    return wrong[np.argsort(-probabilities[wrong, predicted[wrong]])][:top]
 
 
 def plot_confusion(matrix, class_names, path) -> None:
@@ -36,11 +62,8 @@ def plot_confusion(matrix, class_names, path) -> None:
     plt.close(fig)
 
 
-def plot_confident_mistakes(images, labels, probabilities, class_names, path, top=9) -> list[int]:
-    """The `top` wrong predictions with the highest probability for the wrong class; returns their indices."""
+def plot_confident_mistakes(images, labels, probabilities, worst, class_names, path) -> None:
     predicted = probabilities.argmax(axis=-1)
-    wrong = np.flatnonzero(predicted != labels)
-    worst = wrong[np.argsort(-probabilities[wrong, predicted[wrong]])][:top]
     cols = 3
     rows = max(1, -(-len(worst) // cols))
     fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3.2 * rows), squeeze=False)
@@ -54,4 +77,3 @@ def plot_confident_mistakes(images, labels, probabilities, class_names, path, to
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
-    return [int(i) for i in worst]

@@ -1,13 +1,26 @@
-"""Keras callbacks catdog adds: an epoch timer, a checkpoint and a backup that are written atomically, and an
-early stop that survives a resume."""
+"""Keras callbacks that the Trainer also tells about the run, each owning the state it needs to resume."""
 
-import os
 import time
 
 import keras
 
+from catdog.errors import CatdogError
 
-class EpochTimer(keras.callbacks.Callback):
+
+class Callback(keras.callbacks.Callback):
+    """A Keras callback with Lightning's extras: `trainer` (set by the Trainer before fit) and its own state,
+    saved in every checkpoint and given back on a resume."""
+
+    trainer = None
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
+class EpochTimer(Callback):
     """Wall seconds per epoch (train + validation), its training part alone, and the cores it kept busy.
 
     `epoch_cores` is the process's CPU seconds over the epoch's wall seconds: near the core count when the
@@ -16,7 +29,6 @@ class EpochTimer(keras.callbacks.Callback):
 
     def __init__(self):
         super().__init__()
-        self.epoch_seconds, self.train_seconds, self.epoch_cores = [], [], []
         self._start = self._cpu_start = self._train_end = None
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -28,98 +40,74 @@ class EpochTimer(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         end = time.perf_counter()
-        self.epoch_seconds.append(end - self._start)
-        self.train_seconds.append((self._train_end or end) - self._start)
-        self.epoch_cores.append((time.process_time() - self._cpu_start) / max(end - self._start, 1e-9))
         if logs is not None:
-            logs["epoch_seconds"] = self.epoch_seconds[-1]
-            logs["train_seconds"] = self.train_seconds[-1]
-            logs["epoch_cores"] = self.epoch_cores[-1]
+            logs["epoch_seconds"] = end - self._start
+            logs["train_seconds"] = (self._train_end or end) - self._start
+            logs["epoch_cores"] = (time.process_time() - self._cpu_start) / max(end - self._start, 1e-9)
 
 
-class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
-    """`ModelCheckpoint` that saves to a hidden file and renames it over the old one.
+class ModelCheckpoint(Callback):
+    """Saves `last.keras` after every epoch and `best.keras` whenever `monitor` improves, in `dirpath`, through
+    the Trainer (`Trainer.save_checkpoint`: atomic, with the state a resume needs).
 
-    A kill while saving leaves the previous complete checkpoint, never a truncated one. `export_model`,
-    when set, is saved instead of the model being fit (the whole image model while only its head trains
-    on cached features); it must share the trained layers. `resumed_values` restores `best` on a resume.
+    The best score is this callback's state, so a resumed run's first epoch must beat the best from before.
+    A `monitor` that the epoch's logs do not hold is an error, not a checkpoint every epoch.
     """
 
-    export_model = None
-    resumed_values = ()  # the monitored values of the epochs before a resume
+    def __init__(self, dirpath, monitor="val_accuracy", mode="max", save_last=True, save_best=True):
+        super().__init__()
+        if mode not in ("max", "min"):
+            raise CatdogError(f"callbacks.model_checkpoint.mode={mode!r}: must be max or min.")
+        self.dirpath, self.monitor, self.mode = str(dirpath), monitor, mode
+        self.save_last, self.save_best = save_last, save_best
+        self.best = None
+
+    @property
+    def best_model_path(self) -> str:
+        return f"{self.dirpath}/best.keras"
+
+    @property
+    def last_model_path(self) -> str:
+        return f"{self.dirpath}/last.keras"
+
+    def improved(self, value) -> bool:
+        return self.best is None or (value > self.best if self.mode == "max" else value < self.best)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.save_best:
+            if self.monitor not in logs:
+                raise CatdogError(f"callbacks.model_checkpoint.monitor={self.monitor!r} is not among this run's "
+                                  f"epoch metrics ({', '.join(sorted(logs))}).")
+            value = float(logs[self.monitor])
+            if self.improved(value):
+                self.best = value
+                self.trainer.save_checkpoint(self.best_model_path, epoch + 1)
+        if self.save_last:
+            self.trainer.save_checkpoint(self.last_model_path, epoch + 1)
+
+    def state_dict(self):
+        return {"best": self.best}
+
+    def load_state_dict(self, state):
+        self.best = state.get("best")
+
+
+class EarlyStopping(keras.callbacks.EarlyStopping, Callback):
+    """Keras' EarlyStopping whose patience and best value survive a resume within a training stage."""
+
+    _restored = None
+    stage_scoped = True  # patience counts within one training stage, as Keras' own does within one fit
 
     def on_train_begin(self, logs=None):
-        if self.resumed_values:  # a resumed run's first epoch must beat the best before the interruption
-            if self.monitor_op is None:
-                self._set_monitor_op()
-            for value in self.resumed_values:
-                if self._is_improvement(value, self.best):
-                    self.best = value
-            self.resumed_values = ()
+        super().on_train_begin(logs)
+        if self._restored:
+            self.wait, self.best, self.best_epoch = (self._restored[k] for k in ("wait", "best", "best_epoch"))
+            self._restored = None
 
-    def _save_model(self, epoch, batch, logs):
-        trained = self.model  # on JAX, reading .model syncs the trained state back into the layers
-        if self.export_model is None or self.export_model is trained:
-            return self._save_atomically(epoch, batch, logs)
-        self._model = self.export_model
-        try:
-            self._save_atomically(epoch, batch, logs)
-        finally:
-            self._model = trained
+    def state_dict(self):
+        return {"wait": self.wait, "best": None if self.best is None else float(self.best),
+                "best_epoch": self.best_epoch}
 
-    def _get_file_path(self, epoch, batch, logs):
-        self._final_path = super()._get_file_path(epoch, batch, logs)
-        head, tail = os.path.split(self._final_path)
-        self._partial_path = os.path.join(head, f".partial-{tail}")
-        if os.path.exists(self._partial_path):  # left by a save that was killed; never to be renamed over
-            os.remove(self._partial_path)
-        return self._partial_path
-
-    def _save_atomically(self, epoch, batch, logs):
-        super()._save_model(epoch, batch, logs)
-        if os.path.exists(self._partial_path):  # only when this save wrote it
-            os.replace(self._partial_path, self._final_path)
-
-
-class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
-    """`EarlyStopping` whose patience survives a resume.
-
-    `resumed_values` (the monitored value of every epoch before the interruption, indexed by epoch) are
-    replayed through Keras' own rule at the first epoch after the resume, counting only the epochs from
-    `stage_start` (the first epoch of this fit), as the uninterrupted fit would have. With
-    `restore_best_weights`, a best epoch from before the interruption restores the weights the run resumed
-    from, not that epoch's: those were not kept (the best checkpoint file has them).
-    """
-
-    resumed_values = ()
-    stage_start = 0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        replay, self.resumed_values = list(enumerate(self.resumed_values))[self.stage_start:epoch], ()
-        for past_epoch, value in replay:
-            self.on_epoch_end(past_epoch, {self.monitor: value})
-
-
-class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
-    """`BackupAndRestore` that writes its files under hidden names and renames them over the old ones.
-
-    A kill while backing up leaves the previous epoch's backup (or none), never a truncated file that
-    would stop the rerun; that is what Keras' `double_checkpoint` guards against, so it is refused here.
-    """
-
-    def __init__(self, backup_dir, *args, double_checkpoint=False, **kwargs):
-        if double_checkpoint:
-            raise ValueError("AtomicBackupAndRestore never leaves a truncated backup; drop double_checkpoint, or "
-                             "use keras.callbacks.BackupAndRestore for Keras' own copy of the previous one.")
-        super().__init__(backup_dir, *args, **kwargs)
-
-    def _save_model(self):
-        final = self._weights_path, self._training_metadata_path
-        partial = [os.path.join(os.path.dirname(p), f".partial-{os.path.basename(p)}") for p in final]
-        self._weights_path, self._training_metadata_path = partial
-        try:
-            super()._save_model()
-        finally:
-            self._weights_path, self._training_metadata_path = final
-        for src, dst in zip(partial, final):  # weights first: a kill between leaves the older epoch number
-            os.replace(src, dst)
+    def load_state_dict(self, state):
+        self._restored = state

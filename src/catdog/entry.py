@@ -50,6 +50,9 @@ def hydra_entry(config_name: str):
                 return task(cfg)
             except CatdogError as exc:
                 log.error("%s", exc)
+                if getattr(exc, "run_dir", None) is not None:  # an interrupted run: the command that resumes it
+                    args = [a for a in sys.argv[1:] if not a.startswith(("ckpt_path=", "hydra.run.dir="))]
+                    log.error("To resume: python -m catdog.%s %s ckpt_path=%s", config_name, " ".join(args), exc.run_dir)
                 if HydraConfig.get().mode == RunMode.MULTIRUN:
                     raise  # the launcher records the failed job and the sweep goes on
                 sys.exit(1)

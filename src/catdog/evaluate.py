@@ -25,7 +25,7 @@ def evaluate(cfg: DictConfig) -> dict:
     if len(folder.class_names) != model.output_shape[-1]:
         raise CatdogError(f"data_dir={cfg.data_dir} has {len(folder.class_names)} classes "
                           f"({', '.join(folder.class_names)}) but the model predicts {model.output_shape[-1]}; "
-                          "put classes.json (the training run's class names) beside the checkpoint.")
+                          "evaluate it on folders of the classes it was trained on.")
     images, good, bad = cached_decode(folder.paths, model.input_shape[1:3], cfg.max_image_pixels, cfg.cache_dir)
     if bad and cfg.strict:
         raise CatdogError(f"{len(bad)} image(s) cannot be read (strict=true): {sorted(bad)}")

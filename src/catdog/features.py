@@ -1,8 +1,5 @@
-"""Frozen-backbone training: compute a frozen `features` model's outputs once, train the `head` on them.
-
-A registered builder opts in by returning `Model(inputs, head(features(inputs)))` with a frozen
-sub-model named "features" and a trainable one named "head" (see `catdog.models.mobilenet`).
-"""
+"""The feature cache: a training stage whose task has a frozen backbone computes the task's `features` once
+(or reads them from the cache folder) and trains the head on them, through `task.feature_task()`."""
 
 import gc
 import hashlib
@@ -23,31 +20,14 @@ from catdog.data.cache import cached_arrays
 from catdog.data.loaders import array_loader
 from catdog.errors import CatdogError
 from catdog.io import atomic_path
+from catdog.models.layers import leaf_layers
 
 log = logging.getLogger(__name__)
-
-
-def leaf_layers(model):
-    """Every non-model layer inside `model`, nested models flattened, in order."""
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            yield from leaf_layers(layer)
-        else:
-            yield layer
 
 
 def layer_configs(layers) -> list:
     """Each layer's class and config, less its name (names count up per process)."""
     return [[type(layer).__name__, {k: v for k, v in layer.get_config().items() if k != "name"}] for layer in layers]
-
-
-def unfreeze_top(features, count: int) -> int:
-    """Make the last `count` layers of `features` trainable, BatchNormalization excepted; returns how many."""
-    layers = list(leaf_layers(features))
-    features.trainable = True
-    for i, layer in enumerate(layers):
-        layer.trainable = i >= len(layers) - count and not isinstance(layer, keras.layers.BatchNormalization)
-    return sum(layer.trainable and bool(layer.weights) for layer in layers)
 
 
 def onnx_predict(model, onnx_file=None):
@@ -109,15 +89,6 @@ def _cached_session(path):
         return None
 
 
-def frozen_split(network):
-    """(features, head) when `network` is head(features(x)) with a frozen `features` model, else None."""
-    names = {layer.name: layer for layer in network.layers}
-    features, head = names.get("features"), names.get("head")
-    if features is None or head is None or features.trainable_weights:
-        return None
-    return features, head
-
-
 class FeatureDataModule:
     """An image data module's splits as backbone features, computed once (or read from `cache_dir`).
 
@@ -128,13 +99,11 @@ class FeatureDataModule:
     (`onnx_predict`); auto picks ONNX Runtime on TensorFlow and JAX, and Keras on other backends.
     """
 
-    def __init__(self, images, features, augment=None, views=4, batch_size=64, cache_dir=None, max_images=None,
-                 runtime="auto"):
-        if runtime == "auto":
-            runtime = "onnxruntime" if keras.backend.backend() in ("tensorflow", "jax") else "keras"
-        self.images, self.features, self.augment, self.runtime = images, features, augment, runtime
+    def __init__(self, images, features, views=4, batch_size=64, cache_dir=None, max_images=None, runtime="auto"):
+        self.images, self.features, self.augment = images, features, images.augment
+        self.runtime = resolve_runtime(runtime)
         self.max_images = max_images or {}  # {split: n}: only the first n images (a fast_dev_run)
-        self.views = views if augment is not None else 1
+        self.views = views if self.augment is not None else 1
         self.predict_batch_size, self.cache_dir = batch_size, cache_dir
         self.batch_size, self.seed = images.batch_size, images.seed
         self.arrays, self._onnx_predict = {}, None
@@ -205,7 +174,7 @@ class FeatureDataModule:
         steps = math.ceil(self.num_images("train") / self.batch_size)
         return min(steps, limit_batches) if limit_batches else steps
 
-    def train_dataloader(self, augment=None, limit_batches=None):
+    def train_dataloader(self, limit_batches=None):
         feats, labels = self.arrays["train"]
         if self.views == 1:
             return self._loader(feats, labels, seed=self.seed, limit_batches=limit_batches)
@@ -221,9 +190,52 @@ class FeatureDataModule:
         return array_loader(x, y, self.batch_size, loader=self.images.loader, **options)
 
 
-if __name__ == "__main__":  # export_onnx's TensorFlow child: python -m catdog.features MODEL.keras OUT.onnx
-    import catdog.models  # noqa: F401  (registers catdog's layers for loading)
+RUNTIMES = ("auto", "keras", "onnxruntime")
 
+
+def resolve_runtime(runtime: str) -> str:
+    """auto: ONNX Runtime on TensorFlow and JAX, Keras' predict elsewhere."""
+    if runtime not in RUNTIMES:
+        raise CatdogError(f"trainer.feature_cache.runtime={runtime!r}: must be auto, keras or onnxruntime.")
+    if runtime == "auto":
+        return "onnxruntime" if keras.backend.backend() in ("tensorflow", "jax") else "keras"
+    return runtime
+
+
+class FeatureCache:
+    """The Trainer's strategy for a stage whose task has a frozen backbone: train `task.feature_task()` on the
+    task's features, computed once per features model (`views` augmented passes over the training images)
+    and kept in `cache_dir` (default: the data module's) for later runs."""
+
+    def __init__(self, enabled=True, views=4, batch_size=64, runtime="auto", cache_dir=None):
+        for key, value in {"views": views, "batch_size": batch_size}.items():
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise CatdogError(f"trainer.feature_cache.{key}={value!r}: must be a positive integer.")
+        if runtime not in RUNTIMES:
+            raise CatdogError(f"trainer.feature_cache.runtime={runtime!r}: must be auto, keras or onnxruntime.")
+        self.enabled, self.views, self.batch_size, self.cache_dir = enabled, views, batch_size, cache_dir
+        self.runtime = runtime
+        self.resolved_runtime = None
+        self._data = {}
+
+    def applies(self, task) -> bool:
+        return bool(self.enabled) and task.backbone_frozen
+
+    def data(self, task, datamodule, max_images=None):
+        """The feature data module of `task`'s current features model, set up once."""
+        data = FeatureDataModule(datamodule, task.features, self.views, self.batch_size,
+                                 self.cache_dir or datamodule.cache_dir, max_images, self.runtime)
+        key = data._model_key()
+        if key not in self._data:
+            data.setup()
+            self._data[key] = data
+            self.resolved_runtime = data.runtime
+            log.info("Training the head on cached features (%s; computed by %s)",
+                     f"{data.views} augmented views" if data.augment is not None else "no augmentation", data.runtime)
+        return self._data[key]
+
+
+if __name__ == "__main__":  # export_onnx's TensorFlow child: python -m catdog.features MODEL.keras OUT.onnx
     network = keras.saving.load_model(sys.argv[1])
     network(np.zeros((1, *network.input_shape[1:]), "float32"))  # Keras exports only models that were called
     network.export(sys.argv[2], format="onnx", verbose=False)

@@ -1,6 +1,5 @@
 """Load a trained classifier safely and run it on decoded images."""
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -9,16 +8,16 @@ from catdog.errors import CatdogError
 
 
 def load_classifier(ckpt_path, safe_mode=True):
-    """A `.keras` checkpoint and its class names (from classes.json beside it, if present)."""
+    """A checkpoint (any `.keras` model) and its class names (None when it does not name them)."""
     import keras
 
-    import catdog.models.layers  # noqa: F401  (registers catdog's layers with Keras' deserializer)
+    import catdog  # noqa: F401  (registers catdog's classes with Keras' deserializer)
 
     path = Path(ckpt_path).expanduser()
     if not path.is_file():
         raise CatdogError(f"ckpt_path={ckpt_path}: no such checkpoint file.")
     try:
-        model = keras.models.load_model(path, safe_mode=safe_mode, compile=False)
+        model = keras.saving.load_model(path, safe_mode=safe_mode, compile=False)
     except ValueError as exc:
         if "safe_mode" in str(exc) or "Lambda" in str(exc):
             raise CatdogError(
@@ -28,9 +27,7 @@ def load_classifier(ckpt_path, safe_mode=True):
         raise CatdogError(f"ckpt_path={ckpt_path} is not a loadable Keras model: {exc}") from exc
     except Exception as exc:
         raise CatdogError(f"ckpt_path={ckpt_path} is not a loadable Keras model: {exc}") from exc
-    classes_file = path.parent / "classes.json"
-    classes = json.loads(classes_file.read_text()) if classes_file.is_file() else None
-    return model, classes
+    return model, getattr(model, "class_names", None)
 
 
 def predict_probabilities(model, images: np.ndarray, batch_size=32) -> np.ndarray:

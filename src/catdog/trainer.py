@@ -1,81 +1,336 @@
-"""The trainer: fit / validate / test over a module and a data module (Lightning's Trainer role)."""
+"""The Trainer (Lightning's role): fit in stages, checkpoints, resume, validate, test on the best, predict.
 
+It runs Keras' own `fit` / `evaluate` / `predict` on the task (or, where a stage's backbone is frozen and the
+feature cache applies, on `task.feature_task()` over cached features) and knows nothing of a task's insides
+beyond ImageClassifier's methods: `compile`, `configure_optimizer`, `set_trainable_backbone_layers`,
+`backbone_frozen`, `feature_task`.
+"""
+
+import logging
 import os
-import shutil
+import resource
+import time
+import warnings
+from pathlib import Path
 
 import keras
+import numpy as np
 
-from catdog.callbacks import AtomicModelCheckpoint, ResumableEarlyStopping
+from catdog.callbacks import Callback, EpochTimer, ModelCheckpoint
+from catdog.checkpoint import load_optimizer_state, mark_finished, read_state, save_checkpoint
+from catdog.config import PRECISIONS
+from catdog.errors import CatdogError
+from catdog.history import summarise
+from catdog.stages import as_stages
+
+log = logging.getLogger("catdog.trainer")
 
 
 class Trainer:
-    """Runs Keras' own loop; knows the data module's loaders and the module's network, nothing inside them."""
+    """Trainer(max_epochs, stages, callbacks, loggers, precision, devices, fast_dev_run, limit_*_batches, ...).
 
-    def __init__(self, max_epochs=20, callbacks=(), fast_dev_run=False, limit_train_batches=None,
-                 limit_val_batches=None, limit_test_batches=None, verbose="auto"):
+    precision: a Keras dtype policy, set here, so build the Trainer before the task.
+    devices: >1 trains data-parallel over that many JAX devices (keras.distribution.DataParallel).
+    stages: a list of `catdog.stages.Stage` (or dicts); none is one stage of `max_epochs`.
+    feature_cache: a `catdog.features.FeatureCache`: how a stage with a frozen backbone trains its head.
+    default_root_dir: where `ckpt_path="last"` and a checkpoint callback without a folder look.
+    """
+
+    def __init__(self, max_epochs=20, stages=None, callbacks=(), loggers=(), precision="float32", devices=1,
+                 fast_dev_run=False, limit_train_batches=None, limit_val_batches=None, limit_test_batches=None,
+                 feature_cache=None, default_root_dir=".", verbose="auto"):
+        self._created = time.perf_counter()
+        if precision not in PRECISIONS:
+            raise CatdogError(f"trainer.precision={precision!r}: must be one of {', '.join(PRECISIONS)}.")
+        for key, value in {"trainer.max_epochs": max_epochs, "trainer.devices": devices,
+                           "trainer.limit_train_batches": limit_train_batches,
+                           "trainer.limit_val_batches": limit_val_batches,
+                           "trainer.limit_test_batches": limit_test_batches}.items():
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise CatdogError(f"{key}={value!r}: must be a positive integer.")
         if fast_dev_run:
             n = 1 if fast_dev_run is True else int(fast_dev_run)
-            max_epochs, limit_train_batches, limit_val_batches, limit_test_batches = 1, n, n, n
-        self.max_epochs = max_epochs
-        self.callbacks = list(callbacks)
+            limit_train_batches = limit_val_batches = limit_test_batches = n
+        self.fast_dev_run = bool(fast_dev_run)
+        self.stages = as_stages(stages, max_epochs)
+        self.callbacks = [c for c in callbacks if c is not None]
+        self.loggers = [lg for lg in loggers if lg is not None]
         self.limits = {"train": limit_train_batches, "val": limit_val_batches, "test": limit_test_batches}
-        self.verbose = verbose
+        self.precision, self.devices, self.feature_cache = precision, devices, feature_cache
+        self.default_root_dir, self.verbose = Path(default_root_dir), verbose
+        self.history: list[dict] = []  # every epoch's logs, across stages and resumes
+        self.current_epoch, self.stage_index, self.stage_start = 0, 0, 0
+        self.datamodule = self.task = self._fit_task = None
+        self.callback_metrics: dict = {}
+        self.timer = EpochTimer()
+        keras.config.set_dtype_policy(precision)
+        _use_devices(devices)
 
+    # --- the callbacks the loop itself relies on ---
     @property
-    def checkpoint_callback(self):
-        return next((c for c in self.callbacks if isinstance(c, keras.callbacks.ModelCheckpoint)), None)
+    def checkpoint_callback(self) -> ModelCheckpoint | None:
+        return next((c for c in self.callbacks if isinstance(c, ModelCheckpoint)), None)
 
-    @property
-    def csv_logger(self):
-        return next((c for c in self.callbacks if isinstance(c, keras.callbacks.CSVLogger)), None)
+    def _stateful(self) -> dict:
+        """Callbacks and loggers by a stable key, for their state in a checkpoint."""
+        keyed, seen = {}, {}
+        for c in [*self.loggers, *self.callbacks]:
+            if not isinstance(c, Callback):
+                continue
+            name = type(c).__name__
+            seen[name] = seen.get(name, -1) + 1
+            keyed[f"{name}:{seen[name]}"] = c
+        return keyed
 
-    @property
-    def backup_callback(self):
-        return next((c for c in self.callbacks if isinstance(c, keras.callbacks.BackupAndRestore)), None)
+    def _keras_callbacks(self):
+        checkpoints = [c for c in self.callbacks if isinstance(c, ModelCheckpoint)]
+        others = [c for c in self.callbacks if not isinstance(c, ModelCheckpoint)]
+        for c in [*self.loggers, *self.callbacks]:
+            if isinstance(c, Callback):
+                c.trainer = self
+        # timings first, then the epoch is recorded and logged, then checkpointed with that state
+        return [self.timer, _Recorder(self), *self.loggers, *others, *checkpoints]
 
-    def images_per_epoch(self, datamodule) -> int:
-        limit = self.limits["train"]
-        n = datamodule.num_images("train")
-        return min(n, limit * datamodule.batch_size) if limit else n
+    # --- checkpoints ---
+    def state_dict(self, epochs_done: int) -> dict:
+        return {"format": 1, "epoch": epochs_done, "stage": self.stage_index, "stage_start": self.stage_start,
+                "stages": [s.name for s in self.stages], "history": self.history[:epochs_done],
+                "fit_complete": False, "callbacks": {k: c.state_dict() for k, c in self._stateful().items()}}
 
-    def fit(self, module, datamodule, augment=None, initial_epoch=0, stage=None, keep_backup=False
-            ) -> keras.callbacks.History:
-        """Keras' fit. For a run of several stages (fine-tuning), `stage` names a later stage, backed up in
-        its own sub-folder, and `keep_backup` keeps an earlier stage's backup until `remove_backup`, so a
-        rerun replays the finished stages from their backups and resumes the interrupted one."""
-        module.compile()
-        for callback in self.callbacks:
-            if isinstance(callback, AtomicModelCheckpoint):
-                callback.export_model = module.export_network
-            if isinstance(callback, ResumableEarlyStopping):
-                callback.stage_start = initial_epoch
-        backup = self.backup_callback
-        callbacks = [self._stage_backup(stage, keep_backup) if c is backup else c for c in self.callbacks]
-        return module.network.fit(
-            datamodule.train_dataloader(augment=augment, limit_batches=self.limits["train"]),
-            validation_data=datamodule.val_dataloader(limit_batches=self.limits["val"]),
-            steps_per_epoch=datamodule.steps_per_epoch(self.limits["train"]),
-            epochs=self.max_epochs, initial_epoch=initial_epoch, callbacks=callbacks, verbose=self.verbose,
+    def save_checkpoint(self, path, epochs_done: int, **state) -> None:
+        """The task and this trainer's state (plus the training optimizer's variables) to `path`, atomically."""
+        optimizer = self._fit_task.optimizer if self._fit_task is not None else None
+        save_checkpoint(path, self.task, {**self.state_dict(epochs_done), **state}, optimizer)
+
+    def _resolve(self, ckpt_path) -> Path:
+        path = Path(ckpt_path).expanduser() if ckpt_path not in ("last", "best") else None
+        if ckpt_path in ("last", "best"):
+            folder = Path(self.checkpoint_callback.dirpath) if self.checkpoint_callback else (
+                self.default_root_dir / "checkpoints")
+            path = folder / f"{ckpt_path}.keras"
+        elif path.is_dir():
+            path = path / "checkpoints" / "last.keras" if (path / "checkpoints").is_dir() else path / "last.keras"
+        if not path.is_file():
+            raise CatdogError(f"ckpt_path={ckpt_path}: no checkpoint at {path}.")
+        return path
+
+    # --- fit ---
+    def fit(self, task, datamodule, ckpt_path=None):
+        """Run every stage (resuming from `ckpt_path`: "last", a run directory or a checkpoint file); returns
+        the per-epoch history."""
+        self._check_precision(task)
+        self.task, self.datamodule = task, datamodule
+        last = self.checkpoint_callback and Path(self.checkpoint_callback.last_model_path)
+        if ckpt_path is None and last and last.is_file():
+            state = read_state(last)
+            run = last.parent.parent
+            if state.get("finished"):
+                raise RunExists(f"{run} holds a finished run, which is never restarted or overwritten; write this "
+                                "run elsewhere (another hydra.run.dir).", None)
+            raise RunExists(f"{run} holds an interrupted run (after epoch {state['epoch']}), which is never "
+                            "overwritten; resume it with ckpt_path, or write this run elsewhere.", run)
+        state = path = None
+        if ckpt_path is not None:
+            path = self._resolve(ckpt_path)
+            state = read_state(path)
+            if state.get("finished"):
+                raise RunExists(f"ckpt_path={ckpt_path}: that run is finished (fit and test), and a finished "
+                                "run is never restarted or overwritten.", None)
+            with warnings.catch_warnings():  # the optimizer's state is restored with its stage
+                warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+                task.load_weights(path)
+            self.history, self.current_epoch = list(state["history"]), state["epoch"]
+            mid_stage = state["epoch"] > state["stage_start"]
+            for key, callback in self._stateful().items():  # a stage-scoped one only within its stage
+                if key in state["callbacks"] and (mid_stage or not getattr(callback, "stage_scoped", False)):
+                    callback.load_state_dict(state["callbacks"][key])
+            log.info("Resuming from %s after epoch %d", path, state["epoch"])
+            if state.get("fit_complete"):
+                log.info("Its fit is complete: nothing left to train.")
+                return self.history
+        self._setup_seconds = None
+        for index, stage in enumerate(self.stages):
+            if state is not None and index < state["stage"]:
+                continue
+            resume = state is not None and index == state["stage"] and state["epoch"] > state["stage_start"]
+            self.stage_index = index
+            self.stage_start = state["stage_start"] if resume else self.current_epoch
+            self._fit_stage(task, datamodule, stage, path if resume else None)
+            self.save_checkpoint_if_enabled(self.current_epoch, stage=index + 1, stage_start=self.current_epoch)
+        self.stage_index = len(self.stages)
+        self.save_checkpoint_if_enabled(self.current_epoch, fit_complete=True)
+        return self.history
+
+    def save_checkpoint_if_enabled(self, epochs_done, **state):
+        checkpoint = self.checkpoint_callback
+        if checkpoint is not None and checkpoint.save_last:
+            self.save_checkpoint(checkpoint.last_model_path, epochs_done, **state)
+
+    def _fit_stage(self, task, datamodule, stage, resume_path):
+        if stage.unfreeze_backbone_layers is not None:
+            trainable = task.set_trainable_backbone_layers(stage.unfreeze_backbone_layers)
+            log.info("Stage %s: %d backbone layers with weights train (BatchNormalization stays frozen)",
+                     stage.name, trainable if stage.unfreeze_backbone_layers else 0)
+        fit_task, data = self._strategy(task, datamodule)
+        self._fit_task = fit_task
+        fit_task.compile(optimizer=task.configure_optimizer(stage.learning_rate))
+        if resume_path is not None:
+            load_optimizer_state(resume_path, fit_task.optimizer, fit_task.trainable_variables)
+        epochs = 1 if self.fast_dev_run else stage.epochs
+        log.info("Stage %s: epochs %d-%d, %d trainable of %d parameters", stage.name, self.stage_start + 1,
+                 self.stage_start + epochs, _count(fit_task.trainable_weights), task.count_params())
+        fit_task.fit(
+            data.train_dataloader(limit_batches=self.limits["train"]),
+            validation_data=data.val_dataloader(limit_batches=self.limits["val"]),
+            steps_per_epoch=data.steps_per_epoch(self.limits["train"]),
+            initial_epoch=self.current_epoch, epochs=self.stage_start + epochs,
+            callbacks=self._keras_callbacks(), verbose=self.verbose,
             shuffle=False,  # the training pipeline reshuffles every epoch itself
         )
 
-    def _stage_backup(self, stage, keep):
-        backup = self.backup_callback
-        if stage is None and not keep:
-            return backup
-        return type(backup)(
-            os.path.join(backup.backup_dir, stage) if stage else backup.backup_dir, save_freq=backup.save_freq,
-            delete_checkpoint=backup.delete_checkpoint and not keep, double_checkpoint=backup.double_checkpoint)
+    def _strategy(self, task, datamodule):
+        """(model to fit, data to fit it on): the task on images, or its feature task on cached features."""
+        if self.feature_cache is not None and self.feature_cache.applies(task):
+            max_images = ({k: n * datamodule.batch_size for k, n in self.limits.items() if n}
+                          if self.fast_dev_run else {})
+            return task.feature_task(), self.feature_cache.data(task, datamodule, max_images)
+        return task, datamodule
 
-    def remove_backup(self) -> None:
-        """End a run of several stages: delete the kept backups, as a single stage's backup deletes itself."""
-        if self.backup_callback and self.backup_callback.delete_checkpoint:
-            shutil.rmtree(self.backup_callback.backup_dir, ignore_errors=True)
+    def _check_precision(self, task):
+        policy = task.dtype_policy.name
+        if policy != self.precision:
+            raise CatdogError(f"The task was built with dtype policy {policy}, but trainer.precision="
+                              f"{self.precision}: build the Trainer before the task.")
 
-    def validate(self, module, datamodule) -> dict:
-        loader = datamodule.val_dataloader(limit_batches=self.limits["val"])
-        return module.network.evaluate(loader, verbose=0, return_dict=True)
+    # --- evaluation ---
+    def _load(self, task, ckpt_path) -> str:
+        """Load the weights `ckpt_path` names into `task`; returns what was used: best, last, a path, or
+        "current" (the weights as they are)."""
+        if ckpt_path is None:
+            return "current"
+        if ckpt_path == "best" and not (self.checkpoint_callback and self.checkpoint_callback.save_best
+                                        and Path(self.checkpoint_callback.best_model_path).is_file()):
+            log.warning("ckpt_path=best, but there is no best checkpoint (callbacks.model_checkpoint); "
+                        "using the current weights.")
+            return "current"
+        with warnings.catch_warnings():  # a checkpoint of another stage has another optimizer: weights only here
+            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+            task.load_weights(self._resolve(ckpt_path))
+        return ckpt_path if ckpt_path in ("best", "last") else str(ckpt_path)
 
-    def test(self, module, datamodule) -> dict:
-        loader = datamodule.test_dataloader(limit_batches=self.limits["test"])
-        return module.network.evaluate(loader, verbose=0, return_dict=True)
+    def _evaluate(self, task, datamodule, split):
+        fit_task, data = self._strategy(task, datamodule)
+        fit_task.compile()
+        loader = getattr(data, f"{split}_dataloader")(limit_batches=self.limits["val" if split == "val" else split])
+        return fit_task.evaluate(loader, verbose=0, return_dict=True)
+
+    def validate(self, task, datamodule, ckpt_path=None) -> dict:
+        self._load(task, ckpt_path)
+        return self._evaluate(task, datamodule, "val")
+
+    def test(self, task, datamodule, ckpt_path="best") -> dict:
+        """Test metrics (test_accuracy, test_loss, ...) of the `ckpt_path` weights; logged with the fit's summary
+        and the run's provenance, then the loggers are finalized."""
+        self.task, self.datamodule = task, datamodule
+        used = self._load(task, ckpt_path)
+        tested = self._evaluate(task, datamodule, "test") if datamodule.num_images("test") else {}
+        metrics = {f"test_{k}": float(v) for k, v in tested.items()}
+        metrics["test_checkpoint"] = used
+        for callback in self.callbacks:
+            if hasattr(callback, "on_tested"):
+                metrics.update(callback.on_tested(self, task) or {})
+        describe = getattr(datamodule, "describe", None)
+        self.callback_metrics = {**self.summary(datamodule), **(describe() if describe else {}), **metrics}
+        for logger in self.loggers:
+            logger.log_metrics(self.callback_metrics, step=self.current_epoch)
+            logger.log_provenance(self.provenance())
+        for logger in self.loggers:
+            logger.finalize("success")
+        checkpoint = self.checkpoint_callback
+        if checkpoint is not None and checkpoint.save_last and Path(checkpoint.last_model_path).is_file():
+            mark_finished(checkpoint.last_model_path)
+        return self.callback_metrics
+
+    def predict_split(self, task, datamodule, split="val") -> np.ndarray:
+        """Class probabilities for a data module's split, on cached features where the feature cache applies."""
+        model, data = self._strategy(task, datamodule)
+        limit = self.limits["val" if split == "val" else split]
+        return self.predict(model, getattr(data, f"{split}_dataloader")(limit_batches=limit))
+
+    def predict(self, task, dataloader, ckpt_path=None) -> np.ndarray:
+        """Class probabilities for every batch of `dataloader` (or of a data module's predict_dataloader)."""
+        self._load(task, ckpt_path)
+        if hasattr(dataloader, "predict_dataloader"):
+            dataloader = dataloader.predict_dataloader()
+        return keras.ops.convert_to_numpy(keras.ops.softmax(task.predict(dataloader, verbose=0), axis=-1))
+
+    # --- what a run reports ---
+    def summary(self, datamodule) -> dict:
+        history = {k: [row.get(k) for row in self.history] for k in dict.fromkeys(k for r in self.history for k in r)}
+        if not history.get("val_accuracy"):
+            return {}
+        limit = self.limits["train"]
+        images = datamodule.num_images("train")
+        per_epoch = min(images, limit * datamodule.batch_size) if limit else images
+        return {**summarise(history, self._setup_seconds or 0.0, per_epoch),
+                "params_total": int(self.task.count_params()),
+                "params_trainable": _count(self.task.trainable_weights),
+                "class_names": self.task.class_names, "stages": [s.name for s in self.stages]}
+
+    def provenance(self) -> dict:
+        from catdog.run_info import cpu_info, package_versions, peak_rss_mb
+
+        return {"backend": keras.backend.backend(), "devices": self.devices, "precision": self.precision,
+                "xla_flags": os.environ.get("XLA_FLAGS", ""),
+                "jax_compilation_cache_dir": os.environ.get("JAX_COMPILATION_CACHE_DIR"),
+                "feature_runtime": getattr(self.feature_cache, "resolved_runtime", None),
+                "peak_rss_mb": peak_rss_mb(), "peak_rss_children_mb": peak_rss_mb(resource.RUSAGE_CHILDREN),
+                "tensorflow_imported": "tensorflow" in __import__("sys").modules,
+                "run_seconds": time.perf_counter() - self._created, "versions": package_versions(),
+                "cpu": cpu_info()}
+
+
+class RunExists(CatdogError):
+    """Training into a folder that holds a run; `run_dir` is where `ckpt_path` would resume from."""
+
+    def __init__(self, message, run_dir):
+        super().__init__(message)
+        self.run_dir = run_dir
+
+
+class _Recorder(keras.callbacks.Callback):
+    """Keeps the trainer's epoch count and history current before loggers and checkpoints see an epoch."""
+
+    def __init__(self, trainer):
+        super().__init__()
+        self.trainer = trainer
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.trainer._setup_seconds is None:
+            self.trainer._setup_seconds = time.perf_counter() - self.trainer._created
+
+    def on_epoch_end(self, epoch, logs=None):
+        row = {"epoch": epoch, "stage": self.trainer.stages[self.trainer.stage_index].name,
+               **{k: float(v) for k, v in (logs or {}).items()}}
+        self.trainer.history = [r for r in self.trainer.history if r["epoch"] < epoch] + [row]
+        self.trainer.current_epoch = epoch + 1
+
+
+def _count(weights) -> int:
+    return int(sum(np.prod(w.shape) for w in weights))
+
+
+def _use_devices(count: int) -> None:
+    """Data-parallel training over the first `count` devices with keras.distribution (JAX)."""
+    if count == 1:
+        return
+    if keras.backend.backend() != "jax":
+        raise CatdogError(f"trainer.devices={count} needs backend=jax (keras.distribution.DataParallel).")
+    devices = keras.distribution.list_devices()
+    if len(devices) < count:
+        raise CatdogError(
+            f"trainer.devices={count}, but only {len(devices)} device(s) are visible ({devices}). On CPU, "
+            f"XLA_FLAGS=--xla_force_host_platform_device_count={count} makes {count} host devices."
+        )
+    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices[:count]))
+    log.info("Data parallel over %s", devices[:count])

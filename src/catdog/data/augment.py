@@ -4,56 +4,80 @@ import functools
 
 import keras
 
+from catdog.errors import CatdogError
+
 _ORDERS = {"nearest": 0, "bilinear": 1}
 
 
 @keras.saving.register_keras_serializable("catdog")
-class RandomRotation(keras.layers.RandomRotation):
-    """Keras' `RandomRotation`, same draws and pixels; on JAX it samples each channel in 2-D
-    (`jax_affine_transform`), several times faster (README "Performance")."""
-
-    def _transform_images(self, images, transformation, interpolation):
-        if self.backend.name != "jax" or self.data_format != "channels_last":
-            return super()._transform_images(images, transformation, interpolation)
-        batched = len(images.shape) == 4
-        out = jax_affine_transform()(images if batched else images[None], transformation["rotation_matrix"],
-                                     float(self.fill_value), _ORDERS[interpolation], self.fill_mode)
-        return out if batched else out[0]
-
-
-@keras.saving.register_keras_serializable("catdog")
-class RandomFlipRotation(RandomRotation):
+class RandomFlipRotation(keras.layers.RandomRotation):
     """Keras' `RandomFlip("horizontal_and_vertical")` followed by `RandomRotation(factor)`, in one resampling.
 
     That flip mirrors an image both ways on one draw per image, which is a half turn about the image centre,
-    the point RandomRotation turns about. So the pair is one rotation by the drawn angle plus 180° for each
-    flipped image: one affine transform instead of two flips and a transform, with the two layers'
-    distribution and, for the same draws, their output (tests/test_augment.py). README "Performance" has
-    the times.
+    the point RandomRotation turns about. So the pair is one rotation by an angle drawn as RandomRotation
+    draws it, plus 180 degrees for each flipped image: one affine transform instead of two flips and a
+    transform, with the two layers' distribution (tests/test_augment.py). On JAX the resampling runs
+    through `jax_affine_transform`. Only the public hooks of Keras' image preprocessing layers are
+    overridden (`get_random_transformation`, `transform_images`); draws come from this layer's own seed.
     """
 
+    def __init__(self, factor, fill_mode="reflect", interpolation="bilinear", seed=None, fill_value=0.0, **kwargs):
+        super().__init__(factor, fill_mode=fill_mode, interpolation=interpolation, seed=seed, fill_value=fill_value,
+                         **kwargs)
+        self.flip_rotate_seed = keras.random.SeedGenerator(seed)
+
     def get_random_transformation(self, data, training=True, seed=None):
-        rotation = super().get_random_transformation(data, training, seed)
-        if rotation is None:
-            return None
         ops = self.backend
-        seed = self._get_seed_generator(ops._backend) if seed is None else seed
-        flips = ops.numpy.less_equal(ops.random.uniform(shape=(rotation["batch_size"],), seed=seed), 0.5)
+        if not training:
+            return None
+        if ops.name != keras.backend.backend():
+            raise CatdogError(f"augment=flip_rotate runs on the {keras.backend.backend()} backend, not inside a tf.data "
+                              "pipeline of another backend; use dataset.loader=numpy.")
         images = data["images"] if isinstance(data, dict) else data
-        return self.transformation(rotation["angle"], flips, rotation["image_height"], rotation["image_width"],
-                                   unbatched=len(ops.core.shape(images)) == 3)
+        shape = ops.core.shape(images)
+        batched = len(shape) == 4
+        height, width = (shape[1], shape[2]) if batched else (shape[0], shape[1])
+        batch_size = shape[0] if batched else 1
+        seed = self.flip_rotate_seed if seed is None else seed
+        angle = ops.random.uniform((batch_size,), minval=self.factor[0] * 360.0, maxval=self.factor[1] * 360.0,
+                                   seed=seed)
+        flips = ops.numpy.less_equal(ops.random.uniform((batch_size,), seed=seed), 0.5)
+        return self.transformation(angle, flips, height, width, unbatched=not batched)
 
     def transformation(self, angle, flips, height, width, unbatched=False):
         """The transformation that turns images by `angle` degrees, and a half turn more where `flips`."""
         ops = self.backend
         angle = angle + 180.0 * ops.cast(flips, angle.dtype)
-        batch_size = ops.core.shape(angle)[0]
-        zeros, ones = ops.numpy.zeros([batch_size]), ops.numpy.ones([batch_size])
-        matrix = self._compute_affine_matrix(center_x=0.5, center_y=0.5, angle=angle, translate_x=zeros,
-                                             translate_y=zeros, scale=ones, shear_x=zeros, shear_y=zeros,
-                                             height=height, width=width)
-        return {"angle": angle, "flips": flips, "batch_size": batch_size, "image_height": height, "image_width": width,
+        matrix = rotation_matrix(ops, angle, height, width)
+        return {"angle": angle, "flips": flips, "image_height": height, "image_width": width,
                 "rotation_matrix": ops.numpy.squeeze(matrix, 0) if unbatched else matrix}
+
+    def transform_images(self, images, transformation, training=True):
+        if not training or transformation is None:
+            return images
+        ops = self.backend
+        batched = len(images.shape) == 4
+        x = images if batched else ops.numpy.expand_dims(images, 0)
+        matrix = transformation["rotation_matrix"]
+        matrix = matrix if len(matrix.shape) == 2 else ops.numpy.expand_dims(matrix, 0)
+        x = ops.cast(x, self.compute_dtype)
+        if ops.name == "jax" and self.data_format == "channels_last":
+            out = jax_affine_transform()(x, matrix, float(self.fill_value), _ORDERS[self.interpolation], self.fill_mode)
+        else:
+            out = ops.image.affine_transform(x, matrix, interpolation=self.interpolation, fill_mode=self.fill_mode,
+                                             fill_value=self.fill_value, data_format=self.data_format)
+        return out if batched else out[0]
+
+
+def rotation_matrix(ops, degrees, height, width):
+    """Keras' projective transforms ([a0, a1, a2, b0, b1, b2, 0, 0] per image, output to input pixel) that
+    turn images by `degrees` about their centre, ((width - 1) / 2, (height - 1) / 2)."""
+    theta = degrees * (3.141592653589793 / 180.0)
+    cos, sin = ops.numpy.cos(theta), ops.numpy.sin(theta)
+    cx, cy = (ops.cast(width, theta.dtype) - 1) / 2, (ops.cast(height, theta.dtype) - 1) / 2
+    zeros = ops.numpy.zeros_like(theta)
+    return ops.numpy.stack([cos, -sin, cx - cos * cx + sin * cy, sin, cos, cy - sin * cx - cos * cy, zeros, zeros],
+                           axis=1)
 
 
 @functools.cache

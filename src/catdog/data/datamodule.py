@@ -18,22 +18,40 @@ log = logging.getLogger(__name__)
 class ImageFolderDataModule:
     """Train / validation / test from `root/<split>/<class>/*` (Lightning's LightningDataModule role).
 
-    Every image is decoded and resized once per run (or read from the shared decode cache); test is
-    the first `test_fraction` of the validation batches, split once from a shuffle of the file list by
-    `split_seed` (not `seed`, which shuffles the training batches) so test and validation never overlap.
+    `setup` lists the files and their classes; every image is then decoded and resized once, when a loader
+    first needs it (or read from the shared decode cache). Test is the first `test_fraction` of the
+    validation batches, split once from a shuffle of the file list by `split_seed` (not `seed`, which
+    shuffles the training batches) so test and validation never overlap. `augment`: Keras preprocessing
+    layers (a list, or a dict run in key order) applied to training batches.
     """
 
     def __init__(self, root=None, url=None, download_dir=None, train_split="train", val_split="validation",
                  image_size=(160, 160), batch_size=32, test_fraction=0.2, split_seed=0, seed=0, cache_dir=None,
-                 strict=False, max_image_pixels=89478485, loader="numpy", name="images"):
+                 strict=False, max_image_pixels=89478485, loader="numpy", name="images", augment=None):
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise CatdogError(f"dataset.batch_size={batch_size!r}: must be a positive integer.")
+        size = list(image_size)
+        if len(size) != 2 or any(not isinstance(s, int) or s < 8 for s in size):
+            raise CatdogError(f"dataset.image_size={size!r}: must be [height, width], each at least 8.")
+        if not 0 <= test_fraction < 1:
+            raise CatdogError(f"dataset.test_fraction={test_fraction!r}: must be in [0, 1).")
+        if loader not in ("numpy", "tf_data"):
+            raise CatdogError(f"dataset.loader={loader!r}: must be numpy or tf_data.")
+        if loader == "tf_data":
+            try:
+                import tensorflow  # noqa: F401
+            except ImportError as exc:
+                raise CatdogError(f"dataset.loader=tf_data runs on TensorFlow: {exc}") from exc
         self.name = name
+        self.augment = _pipeline(augment)
         self.root, self.url, self.download_dir = root, url, download_dir
         self.splits = (train_split, val_split)
         self.image_size = tuple(image_size)
         self.batch_size, self.test_fraction, self.split_seed, self.seed = batch_size, test_fraction, split_seed, seed
         self.cache_dir, self.strict, self.max_image_pixels = cache_dir, strict, max_image_pixels
         self.loader = loader
-        self.arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self.folders: dict[str, ImageFolder] = {}
+        self._arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.class_names: list[str] = []
         self.skipped: dict[str, str] = {}
 
@@ -54,18 +72,29 @@ class ImageFolderDataModule:
         return download_dataset(self.url, self.splits, self.download_dir)
 
     def setup(self) -> None:
+        """List the splits' files and the class names (idempotent); decoding waits for `arrays`."""
+        if self.folders:
+            return
         root = self.prepare_data()
         train = list_image_folder(root / self.splits[0])
         val = list_image_folder(root / self.splits[1], class_names=train.class_names)
         self.class_names = train.class_names
         order = np.random.default_rng(self.split_seed).permutation(len(val))
         n_test = math.floor(math.ceil(len(val) / self.batch_size) * self.test_fraction) * self.batch_size
-        parts = {"train": train, "test": val.subset(order[:n_test]), "val": val.subset(order[n_test:])}
-        for name, folder in parts.items():
-            self.arrays[name] = self._decode(name, folder)
-        if not len(self.arrays["train"][0]) or not len(self.arrays["val"][0]):
-            raise CatdogError(f"{root} has no readable training or validation images.")
-        log.info("Data %s (%s): %s", self.name, root, {k: len(v[1]) for k, v in self.arrays.items()})
+        self.folders = {"train": train, "val": val.subset(order[n_test:]), "test": val.subset(order[:n_test])}
+        self.root_dir = root
+
+    @property
+    def arrays(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """{split: (uint8 images, labels)}, decoded on first use."""
+        if not self._arrays:
+            self.setup()
+            for name, folder in self.folders.items():
+                self._arrays[name] = self._decode(name, folder)
+            if not len(self._arrays["train"][0]) or not len(self._arrays["val"][0]):
+                raise CatdogError(f"{self.root_dir} has no readable training or validation images.")
+            log.info("Data %s (%s): %s", self.name, self.root_dir, {k: len(v[1]) for k, v in self._arrays.items()})
+        return self._arrays
 
     def _decode(self, name: str, folder: ImageFolder):
         images, good, bad = cached_decode(folder.paths, self.image_size, self.max_image_pixels, self.cache_dir)
@@ -81,6 +110,14 @@ class ImageFolderDataModule:
         counts = np.bincount(self.arrays[split][1], minlength=len(self.class_names))
         return {name: int(c) for name, c in zip(self.class_names, counts)}
 
+    def describe(self) -> dict:
+        """What the metrics record about the data: counts per split and class, the majority baseline, skips."""
+        counts = self.label_counts("train")
+        return {"class_names": self.class_names, "label_counts": counts,
+                "baseline_accuracy": max(counts.values()) / sum(counts.values()),
+                "num_images": {s: self.num_images(s) for s in ("train", "val", "test")},
+                "skipped_images": self.skipped}
+
     def num_images(self, split: str) -> int:
         return len(self.arrays[split][1])
 
@@ -93,11 +130,23 @@ class ImageFolderDataModule:
         """None: the training pipeline is finite, one pass per epoch."""
         return None
 
-    def train_dataloader(self, augment=None, limit_batches=None):
-        return self.dataset("train", shuffle=True, augment=augment, limit_batches=limit_batches)
+    def train_dataloader(self, limit_batches=None):
+        return self.dataset("train", shuffle=True, augment=self.augment, limit_batches=limit_batches)
 
     def val_dataloader(self, limit_batches=None):
         return self.dataset("val", limit_batches=limit_batches)
 
     def test_dataloader(self, limit_batches=None):
         return self.dataset("test", limit_batches=limit_batches)
+
+
+def _pipeline(augment):
+    """Augmentation layers as one `keras.layers.Pipeline` (None when there are none)."""
+    if augment is None:
+        return None
+    import keras
+
+    if isinstance(augment, keras.layers.Layer):
+        return augment
+    layers = [layer for layer in (augment.values() if hasattr(augment, "values") else augment) if layer is not None]
+    return keras.layers.Pipeline(layers, name="augment") if layers else None

@@ -1,6 +1,6 @@
-"""Registered model builders; importing this package registers the built-in ones."""
+"""Backbones (`catdog.models.cnn`, `catdog.models.mobilenet`), the XLA:CPU layer calls, and the named models of
+the `model` config group."""
 
-from catdog.models import cnn, mobilenet  # noqa: F401  (registers the builders)
-from catdog.models.registry import available_models, build_model, register_model
+from catdog.models.registry import available_models, build_model
 
-__all__ = ["available_models", "build_model", "register_model"]
+__all__ = ["available_models", "build_model"]

@@ -1,0 +1,86 @@
+"""A checkpoint file: the task as Keras saves it (`keras.saving.load_model` opens it), plus, inside the same
+`.keras` zip, the Trainer's state (epoch, stage, callbacks) and the optimizer's variables for a resume."""
+
+import io
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from catdog.errors import CatdogError
+
+STATE = "catdog/trainer_state.json"
+OPTIMIZER = "catdog/optimizer.npz"
+
+
+def save_checkpoint(path, task, state: dict, optimizer=None) -> None:
+    """Write `task`, `state` and `optimizer`'s variables to `path` through a hidden file renamed over it, so a
+    kill or a full disk leaves the previous complete checkpoint."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")  # Keras saves only to *.keras
+    try:
+        task.save(tmp)
+        with zipfile.ZipFile(tmp, "a") as z:
+            z.writestr(STATE, json.dumps(state, default=float))
+            if optimizer is not None:
+                buffer = io.BytesIO()
+                np.savez(buffer, *[np.asarray(v.numpy()) for v in optimizer.variables])
+                z.writestr(OPTIMIZER, buffer.getvalue())
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise CatdogError(f"Could not write the checkpoint {path} ({exc}); the previous one, if any, is intact. "
+                          "Free some space (or fix the permissions) and resume with ckpt_path.") from exc
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def mark_finished(path) -> None:
+    """Set `finished` in checkpoint `path`'s state (a copy of the zip renamed over it)."""
+    path = Path(path)
+    state = {**read_state(path), "finished": True}
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")
+    try:
+        with zipfile.ZipFile(path) as src, zipfile.ZipFile(tmp, "w") as dst:
+            for item in src.infolist():
+                if item.filename != STATE:
+                    dst.writestr(item, src.read(item))
+            dst.writestr(STATE, json.dumps(state, default=float))
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def read_state(path) -> dict:
+    """The Trainer's state saved in checkpoint `path`."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            return json.loads(z.read(STATE))
+    except KeyError:
+        raise CatdogError(f"ckpt_path={path} is a Keras model without catdog's training state; it can be "
+                          "tested or used to predict, but not resumed.") from None
+    except (OSError, zipfile.BadZipFile, ValueError) as exc:
+        raise CatdogError(f"ckpt_path={path} is not a readable checkpoint ({exc}).") from exc
+
+
+def load_optimizer_state(path, optimizer, variables) -> bool:
+    """Build `optimizer` for `variables` and give it the variables saved in `path`; False when none were saved."""
+    with zipfile.ZipFile(path) as z:
+        if OPTIMIZER not in z.namelist():
+            return False
+        with np.load(io.BytesIO(z.read(OPTIMIZER))) as saved:
+            values = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+    optimizer.build(variables)
+    if len(values) != len(optimizer.variables) or any(
+            tuple(v.shape) != a.shape for v, a in zip(optimizer.variables, values)):
+        raise CatdogError(f"ckpt_path={path}: its optimizer state does not fit this model's trainable weights "
+                          "(another model or stage configuration?).")
+    for variable, value in zip(optimizer.variables, values):
+        variable.assign(value)
+    return True

@@ -1,0 +1,118 @@
+"""The task model: a checkpoint is self-describing, and custom training logic runs on every path."""
+
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from catdog.models import build_model
+from catdog.tasks import ImageClassifier
+from catdog.tasks.focal import FocalLossClassifier
+from catdog.train import train
+
+from conftest import make_image_folders, run_cli, run_python
+
+TESTS = Path(__file__).parent
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_a_checkpoint_loads_in_plain_keras_after_import_catdog_and_predicts_as_before(tmp_path, backend):
+    data = make_image_folders(tmp_path / "data", train=4, val=8)
+    run = tmp_path / "run"
+    result = run_cli("catdog.train", "experiment=model4", f"backend={backend}", "model.backbone.weights=null",
+                     "model.backbone.alpha=0.35", f"dataset.root={data}", "dataset.image_size=[32,32]",
+                     "dataset.batch_size=4", "trainer.max_epochs=1", "trainer.verbose=0", f"hydra.run.dir={run}",
+                     f"paths.cache_dir={tmp_path / 'cache'}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    images = np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3)).astype("float32")
+    np.save(tmp_path / "images.npy", images)
+    script = f"""
+import json, sys, numpy as np
+import catdog
+import keras
+task = keras.saving.load_model(r"{run}/checkpoints/best.keras")
+kinds = sorted({{type(l).__module__.split(".")[0] for l in catdog.tasks.classifier.leaf_layers(task)}})
+print(json.dumps({{"type": type(task).__name__, "classes": task.class_names, "kinds": kinds,
+                  "logits": np.asarray(task.predict(np.load(r"{tmp_path}/images.npy"), verbose=0)).tolist()}}))
+"""
+    loaded = {b: json.loads(run_python(script, backend=b).splitlines()[-1]) for b in ("tensorflow", "jax")}
+    for found in loaded.values():
+        assert found["type"] == "ImageClassifier" and found["classes"] == ["cats", "dogs"]
+        assert found["kinds"] == ["keras"]  # Keras' own layer classes only
+    np.testing.assert_allclose(loaded["jax"]["logits"], loaded["tensorflow"]["logits"], rtol=1e-4, atol=1e-4)
+    live = json.loads(run_python(script.replace("best.keras", "last.keras"), backend=backend).splitlines()[-1])
+    np.testing.assert_allclose(live["logits"], loaded[backend]["logits"], atol=1e-5)  # one epoch: best is last
+
+
+def test_the_task_saves_whole_with_its_classes_and_trainable_layers(tmp_path):
+    task = build_model("mobilenet", (32, 32), 3, ["model.backbone.weights=null", "model.backbone.alpha=0.35"])
+    assert task.backbone_frozen and not task.features.trainable_weights
+    assert task.set_trainable_backbone_layers(5) > 0 and not task.backbone_frozen
+    task.save(tmp_path / "t.keras")
+    loaded = keras.saving.load_model(tmp_path / "t.keras")
+    assert loaded.class_names == ["0", "1", "2"] and len(loaded.trainable_weights) == len(task.trainable_weights)
+    x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(loaded.predict_on_batch(x), task.predict_on_batch(x), atol=1e-5)
+
+
+def test_compile_has_task_defaults_and_bad_options_name_their_key():
+    task = ImageClassifier(lambda shape: keras.Sequential([keras.Input(shape), keras.layers.Conv2D(2, 3)]),
+                           ["a", "b"], image_size=[8, 8])
+    task.compile()
+    assert type(task.optimizer).__name__ == "Adam" and task.compiled
+    from catdog.errors import CatdogError
+    for options, key in (({"pooling": "min"}, "model.pooling"), ({"dropout": 1.5}, "model.dropout"),
+                         ({"hidden_units": 0}, "model.hidden_units")):
+        with pytest.raises(CatdogError, match=key):
+            ImageClassifier(None, ["a", "b"], image_size=[4], **options)
+    with pytest.raises(CatdogError, match="two distinct"):
+        ImageClassifier(None, ["a", "a"], image_size=[4])
+
+
+def test_focal_loss_is_the_formula_and_gamma_zero_is_cross_entropy():
+    logits = np.array([[2.0, -1.0], [0.3, 0.1]], "float32")
+    labels = np.array([0, 1])
+    p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    p_true = p[np.arange(2), labels]
+    for gamma in (0.0, 2.0):
+        task = FocalLossClassifier(None, ["a", "b"], image_size=[2], pooling=None, gamma=gamma)
+        loss = float(task.compute_loss(y=labels, y_pred=logits))
+        assert loss == pytest.approx(np.mean(-((1 - p_true) ** gamma) * np.log(p_true)), rel=1e-5)
+    assert FocalLossClassifier.from_config(task.get_config()).gamma == 2.0
+
+
+def loss_column(run):
+    import csv
+
+    with open(run / "history.csv", newline="") as f:
+        return [float(r["loss"]) for r in csv.DictReader(f)]
+
+
+@pytest.mark.parametrize("cached", [True, False])
+def test_a_custom_compute_loss_runs_with_and_without_the_feature_cache(compose, tmp_path, cached):
+    data = make_image_folders(tmp_path / "data", train=4, val=10)  # 5 validation batches: one is the test
+    cfg = compose([f"dataset.root={data}", "experiment=model4", "model.backbone.weights=null",
+                   "model.backbone.alpha=0.35", "dataset.image_size=[32,32]", "dataset.batch_size=4",
+                   "trainer.max_epochs=1", "trainer.verbose=0", "augment=none",
+                   f"trainer.feature_cache.enabled={cached}", "model._target_=helpers.OffsetLossClassifier",
+                   "+model.offset=100.0"])
+    metrics = train(cfg)
+    assert loss_column(Path(cfg.paths.output_dir))[0] > 100  # cross-entropy alone is about log(2)
+    assert metrics["stages"] == ["fit"] and metrics["test_loss"] > 100
+
+
+def test_a_custom_compute_loss_runs_on_jax_with_and_without_the_feature_cache(tmp_path):
+    data = make_image_folders(tmp_path / "data", train=4, val=8)
+    for cached in (True, False):
+        run = tmp_path / f"run-{cached}"
+        result = run_cli("catdog.train", "experiment=model4", "backend=jax", "model.backbone.weights=null",
+                         "model.backbone.alpha=0.35", f"dataset.root={data}", "dataset.image_size=[32,32]",
+                         "dataset.batch_size=4", "trainer.max_epochs=1", "trainer.verbose=0", "augment=none",
+                         f"trainer.feature_cache.enabled={cached}", "trainer.feature_cache.runtime=keras",
+                         "model._target_=helpers.OffsetLossClassifier", "+model.offset=100.0",
+                         f"hydra.run.dir={run}", f"paths.cache_dir={tmp_path / 'cache'}",
+                         env={"PYTHONPATH": str(TESTS)})
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert loss_column(run)[0] > 100, cached
