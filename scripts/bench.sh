@@ -8,8 +8,8 @@
 # The same for the CNNs with catdog in bf16 (about 35 minutes):
 #   BENCH_EPOCHS=20 BENCH_RESULTS=results/bench_20_bf16 scripts/bench.sh 'models=[]' 'peer.backends=[tensorflow]' \
 #     'peer.experiments=[model1,model2,model3]' 'peer.overrides=["trainer.precision=mixed_bfloat16"]'
-# Each catdog run's history.csv (epoch_seconds, epoch_cores), metrics.json and train.log (setup timeline) are kept in
-# BENCH_RESULTS/catdog/<backend>/<experiment>/,
+# Each catdog run's history.csv (epoch_seconds, epoch_cores), metrics.json, provenance.json and train.log (setup
+# timeline) are kept in BENCH_RESULTS/catdog/<backend>/<experiment>/,
 # the tutorial's code's (epoch_s, results.jsonl) in BENCH_RESULTS/peer/<experiment>/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +18,8 @@ python -m catdog.bench peer.epochs="${BENCH_EPOCHS:-3}" hydra.run.dir="$run" "$@
 results=${BENCH_RESULTS:-results/bench}
 mkdir -p "$results"
 cp "$run"/{bench.json,bench.md,bench.png} "$results/"
-for history in "$run"/catdog/*/*/{history.csv,metrics.json,train.log} "$run"/peer/*/{history_*.json,results.jsonl}; do
+for history in "$run"/catdog/*/*/{history.csv,metrics.json,provenance.json,train.log} \
+  "$run"/peer/*/{history_*.json,results.jsonl}; do
   [ -e "$history" ] || continue
   kept=$results/${history#"$run"/}
   mkdir -p "$(dirname "$kept")" && cp "$history" "$kept"

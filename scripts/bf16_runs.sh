@@ -10,7 +10,8 @@ for exp in $experiments; do
   rm -rf "$run"
   python -m catdog.train experiment="$exp" trainer.precision=mixed_bfloat16 trainer.verbose=2 hydra.run.dir="$run"
   mkdir -p "results/bf16/$exp/.hydra"
-  cp "$run"/{metrics.json,history.csv,accuracy.png,config.yaml} "results/bf16/$exp/"
+  cp "$run"/{metrics.json,provenance.json,history.csv} "results/bf16/$exp/"
+  cp "$run/accuracy.png" "results/bf16/$exp/" 2>/dev/null || true
   cp "$run/.hydra/config.yaml" "results/bf16/$exp/.hydra/"
 done
 python -m catdog.report results/bf16 > /dev/null

@@ -34,7 +34,8 @@ def measure(exporter, images=512, rounds=5):
     from catdog.models import build_model
     from catdog.run_info import cpu_info
 
-    features = build_model("mobilenet", (160, 160, 3), 2, weights=os.environ["CATDOG_WEIGHTS"]).get_layer("features")
+    weights = os.environ["CATDOG_WEIGHTS"]
+    features = build_model("mobilenet", (160, 160), 2, [f"model.backbone.weights={weights}"]).features
     x = np.random.default_rng(0).integers(0, 256, (images, 160, 160, 3)).astype("float32")
     keras_out = features.predict(x[:BATCH], batch_size=BATCH, verbose=0)  # warm-up, and the reference
     with tempfile.TemporaryDirectory() as tmp:

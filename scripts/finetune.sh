@@ -10,7 +10,8 @@ run=outputs/finetune/$name
 rm -rf "$run"
 python -m catdog.train experiment=model4_finetune trainer.verbose=2 hydra.run.dir="$run" "$@"
 mkdir -p "results/finetune/$name/.hydra"
-cp "$run"/{metrics.json,history.csv,accuracy.png,config.yaml,confusion.png,mistakes.png} "results/finetune/$name/"
+cp "$run"/{metrics.json,provenance.json,history.csv,confusion.png,mistakes.png} "results/finetune/$name/"
+cp "$run/accuracy.png" "results/finetune/$name/" 2>/dev/null || true
 cp "$run/.hydra/config.yaml" "$run/.hydra/overrides.yaml" "results/finetune/$name/.hydra/"
 python -m catdog.report results/finetune > /dev/null
 echo "report: results/finetune/report.md"

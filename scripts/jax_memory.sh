@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # JAX runs with TensorFlow kept out of the process (backend.import_tensorflow=false, the default) and let in,
-# EPOCHS epochs per run, one process per run: results/jax_memory/<experiment>_tf_<out|in>/ (metrics.json:
-# peak_rss_mb, tensorflow_imported, median epoch seconds) and results/jax_memory/report.md.
+# EPOCHS epochs per run, one process per run: results/jax_memory/<experiment>_tf_<out|in>/ (provenance.json:
+# peak_rss_mb, tensorflow_imported; metrics.json: median epoch seconds) and results/jax_memory/report.md.
 # Needs CATDOG_DATA and CATDOG_WEIGHTS; run it alone.
 #   EPOCHS=3 scripts/jax_memory.sh [EXPERIMENT ...]   (default: model1 model2 model4)
 set -euo pipefail

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # dataset.loader=tf_data against numpy, EPOCHS epochs per run, one process per run; metrics.json (median
-# epoch seconds, peak RSS) into results/loaders/<experiment>_<backend>_<loader>/ and results/loaders/report.md.
+# epoch seconds) and provenance.json (peak RSS) into results/loaders/<experiment>_<backend>_<loader>/ and
+# results/loaders/report.md.
 # Needs CATDOG_DATA and CATDOG_WEIGHTS; run it alone.
 #   EPOCHS=3 scripts/loaders.sh [EXPERIMENT:BACKEND ...]
 # (default: model1:jax model2:jax model4:jax model1:tensorflow model2:tensorflow)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # model4 twice on one backend: with an empty cache (decode + features computed) and again with it warm;
-# collects metrics.json (setup_seconds, seconds_to_val_accuracy, run_seconds) and the whole process's
+# collects metrics.json (setup_seconds, seconds_to_val_accuracy), provenance.json (run_seconds) and the whole process's
 # wall seconds into ${MODEL4_RESULTS:-results/model4_time}/<NAME>/ (NAME defaults to the backend); extra
 # arguments are catdog.train overrides. Needs CATDOG_DATA and CATDOG_WEIGHTS; run it alone.
 #   scripts/model4_time.sh [BACKEND=tensorflow, experiment=model4's own] [NAME=BACKEND] [overrides...]
@@ -20,7 +20,8 @@ for state in cold warm; do
     hydra.run.dir="$run" "$@"
   end=$(date +%s.%N)
   mkdir -p "$results/$state/.hydra"
-  cp "$run"/{metrics.json,history.csv,accuracy.png,train.log} "$results/$state/"
+  cp "$run"/{metrics.json,provenance.json,history.csv,train.log} "$results/$state/"
+  cp "$run/accuracy.png" "$results/$state/" 2>/dev/null || true
   cp "$run/.hydra/config.yaml" "$results/$state/.hydra/"
   python -c "print(round($end - $start, 1))" > "$results/$state/wall_seconds.txt"
 done

@@ -15,8 +15,8 @@ for exp in $experiments; do
   python -m catdog.train experiment="$exp" backend="$backend" trainer.max_epochs="$epochs" \
     trainer.verbose=2 hydra.run.dir="$runs/$exp"
   mkdir -p "$results/$exp/.hydra"
-  cp "$runs/$exp"/{metrics.json,history.csv,accuracy.png,config.yaml,model_summary.txt} "$results/$exp/"
-  cp "$runs/$exp"/{confusion.png,mistakes.png} "$results/$exp/" 2>/dev/null || true
+  cp "$runs/$exp"/{metrics.json,provenance.json,history.csv} "$results/$exp/"
+  cp "$runs/$exp"/{accuracy.png,confusion.png,mistakes.png} "$results/$exp/" 2>/dev/null || true
   cp "$runs/$exp/.hydra/config.yaml" "$results/$exp/.hydra/"
 done
 python -m catdog.report "$results" > /dev/null

@@ -15,7 +15,8 @@ results=results/seeds/$name
 python -m catdog.train -m experiment="$exp" seed="$seeds" "$@" trainer.verbose=2 hydra.sweep.dir="$runs"
 for job in "$runs"/*/; do
   mkdir -p "$results/$(basename "$job")/.hydra"
-  cp "$job"{metrics.json,history.csv,accuracy.png,config.yaml} "$results/$(basename "$job")/"
+  cp "$job"{metrics.json,provenance.json,history.csv} "$results/$(basename "$job")/"
+  cp "$job"accuracy.png "$results/$(basename "$job")/" 2>/dev/null || true
   cp "$job".hydra/config.yaml "$results/$(basename "$job")/.hydra/"
 done
 python -m catdog.report "$results" > /dev/null

@@ -16,7 +16,8 @@ for job in "$runs"/*/; do
   dest="$results/$(basename "$job")"
   mkdir -p "$dest/.hydra"
   cp "$job".hydra/{config.yaml,overrides.yaml} "$dest/.hydra/"
-  cp "$job"{metrics.json,history.csv,accuracy.png,confusion.png,mistakes.png} "$dest/" 2>/dev/null || true
+  cp "$job"{metrics.json,provenance.json,history.csv,accuracy.png,confusion.png,mistakes.png} "$dest/" 2>/dev/null \
+    || true
 done
 python -m catdog.report "$results" > /dev/null
 echo "report: $results/report.md (sweep exit status $status)"

@@ -9,13 +9,13 @@ runs=outputs/tf_levers
 results=results/tf_levers
 rm -rf "$runs" "$results"
 common=(experiment=model1 backend=tensorflow trainer.max_epochs=4 trainer.verbose=0)
-python -m catdog.train -m "${common[@]}" trainer.steps_per_execution=1,8,32 hydra.sweep.dir="$runs/steps_per_execution"
+python -m catdog.train -m "${common[@]}" model.steps_per_execution=1,8,32 hydra.sweep.dir="$runs/steps_per_execution"
 python -m catdog.train -m "${common[@]}" tags=[inter_op_threads_1] +hydra.job.env_set.TF_NUM_INTEROP_THREADS=1 \
   hydra.sweep.dir="$runs/inter_op_threads_1"
 for job in "$runs"/*/*/; do
   kept=$results/${job#"$runs"/}
   mkdir -p "$kept/.hydra"
-  cp "$job"{metrics.json,history.csv} "$kept"
+  cp "$job"{metrics.json,provenance.json,history.csv} "$kept"
   cp "$job.hydra/config.yaml" "$kept/.hydra/"
 done
 python -m catdog.report "$results" > /dev/null

@@ -59,7 +59,8 @@ def compose(tmp_path):
             cfg = hydra_compose(config_name, overrides=list(overrides), return_hydra_config=True)
         HydraConfig.instance().set_config(cfg)
         with open_dict(cfg):
-            cfg.paths.output_dir = str(tmp_path / "run")
+            if not any(o.startswith("paths.output_dir=") for o in overrides):
+                cfg.paths.output_dir = str(tmp_path / "run")
             cfg.paths.cache_dir = str(tmp_path / "cache")
             del cfg.hydra
         return cfg

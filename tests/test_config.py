@@ -3,10 +3,10 @@ from pathlib import Path
 import pytest
 from hydra.errors import ConfigCompositionException
 
-from catdog.config import check_train_config, config_dir
+from catdog.config import config_dir
 from catdog.errors import CatdogError
 
-GROUPS = ("dataset", "model", "augment", "trainer", "callbacks", "backend", "experiment")
+GROUPS = ("dataset", "model", "augment", "trainer", "callbacks", "logger", "backend", "experiment")
 
 
 def options(group):
@@ -19,8 +19,7 @@ def test_every_group_option_composes(compose, group, option):
     if group == "dataset":
         overrides.append("dataset.root=/some/dir")
     cfg = compose(overrides)
-    check_train_config(cfg)
-    assert cfg.trainer.max_epochs == 20
+    assert cfg.trainer.max_epochs == 20 and cfg.model._target_
 
 
 @pytest.mark.parametrize("experiment,model,augment", [
@@ -60,22 +59,6 @@ def test_unknown_model_is_rejected(compose):
         compose(["model=resnet9000"])
 
 
-@pytest.mark.parametrize("override,key", [
-    ("trainer.max_epochs=-1", "trainer.max_epochs"),
-    ("dataset.batch_size=0", "dataset.batch_size"),
-    ("dataset.test_fraction=1.5", "dataset.test_fraction"),
-    ("trainer.test_ckpt=first", "trainer.test_ckpt"),
-    ("trainer.precision=bf16", "trainer.precision"),
-    ("trainer.metrics=[auc]", "trainer.metrics"),
-    ("trainer.feature_cache.views=0", "trainer.feature_cache.views"),
-    ("trainer.feature_cache.runtime=tvm", "trainer.feature_cache.runtime"),
-])
-def test_bad_values_name_their_key(compose, override, key):
-    cfg = compose(override.split())
-    with pytest.raises(CatdogError, match=key.replace(".", r"\.")):
-        check_train_config(cfg)
-
-
 def test_augmentation_layers_draw_independently_and_reproducibly(compose):
     import keras
     import numpy as np
@@ -94,3 +77,15 @@ def test_augmentation_layers_draw_independently_and_reproducibly(compose):
     assert np.array_equal(flips, again[0]) and np.array_equal(angles, again[1])
     assert 0.2 < flips.mean() < 0.8  # both choices occur, and not in step with the angle's sign:
     assert not np.array_equal(flips, angles <= 0)
+
+
+def test_ckpt_path_names_the_run_directory_a_resume_writes_into(tmp_path):
+    from catdog.config import run_dir_of
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.keras").write_bytes(b"")
+    assert run_dir_of(None, "new") == "new"
+    assert run_dir_of(str(run), "new") == str(run)
+    assert run_dir_of(str(run / "checkpoints" / "last.keras"), "new") == str(run)
+    assert run_dir_of(str(tmp_path / "elsewhere" / "model.keras"), "new") == str(tmp_path / "elsewhere")

@@ -71,6 +71,8 @@ def test_tensorflow_pipelines_run_without_tf_data_autotuning(tiny_data, loader):
 def test_decode_cache_is_reused(tiny_data, tmp_path, monkeypatch):
     dm = datamodule(tiny_data, cache_dir=str(tmp_path / "cache"))
     dm.setup()
+    assert not (tmp_path / "cache").exists()  # setup lists the files; the first loader decodes them
+    dm.arrays
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 3
     import catdog.data.cache as cache
 
@@ -104,10 +106,10 @@ def test_corrupt_and_non_image_files_are_skipped_or_refused(tiny_data):
     (cats / ".DS_Store").write_bytes(b"\0\0")
     dm = datamodule(tiny_data)
     dm.setup()
-    assert list(dm.skipped) == [str(cats / "truncated.jpg")]
     assert dm.label_counts() == {"cats": 12, "dogs": 12}
+    assert list(dm.skipped) == [str(cats / "truncated.jpg")]
     with pytest.raises(CatdogError, match="truncated.jpg"):
-        datamodule(tiny_data, strict=True).setup()
+        datamodule(tiny_data, strict=True).arrays
 
 
 @pytest.mark.parametrize("mode,ext", [("L", "png"), ("RGBA", "png"), ("CMYK", "jpg"), ("P", "gif"), ("I;16", "png")])
@@ -138,14 +140,25 @@ def test_pixel_limit_above_pillows_own_is_honoured(tmp_path, monkeypatch):
 def test_augmented_batches_are_reproducible_from_the_seed(tiny_data):
     import keras
 
-    dm = datamodule(tiny_data)
-    dm.setup()
-
-    def batches():
+    def batches(augment=True):
         keras.utils.set_random_seed(1)
-        augment = keras.layers.Pipeline([keras.layers.RandomFlip(seed=1), keras.layers.RandomRotation(0.2, seed=1)])
-        return [np.asarray(x) for x, _ in dm.train_dataloader(augment=augment)]
+        layers = [keras.layers.RandomFlip(seed=1), keras.layers.RandomRotation(0.2, seed=1)] if augment else None
+        dm = datamodule(tiny_data, augment=layers)
+        dm.setup()
+        return [np.asarray(x) for x, _ in dm.train_dataloader()]
 
     first, second = batches(), batches()
     assert all(np.array_equal(a, b) for a, b in zip(first, second))
-    assert not np.array_equal(first[0], np.asarray(next(iter(dm.train_dataloader()))[0]))
+    assert not np.array_equal(first[0], batches(augment=False)[0])
+
+
+def test_the_training_order_is_a_function_of_the_seed_and_the_epoch(tiny_data):
+    dm = datamodule(tiny_data)
+    dm.setup()
+    epochs = dm.train_dataloader()
+    straight = []
+    for _ in range(3):
+        straight.append(np.concatenate([np.asarray(y) for _, y in epochs]))
+    resumed = np.concatenate([np.asarray(y) for _, y in dm.train_dataloader(first_epoch=2)])
+    np.testing.assert_array_equal(resumed, straight[2])  # what a run resumed at epoch 2 reads
+    assert not np.array_equal(straight[0], straight[1])

@@ -82,6 +82,7 @@ def test_offline_dataset_download_names_dataset_root(tmp_path):
         dm.setup()
 
 
-def test_offline_imagenet_weights_name_model_weights(tmp_path):
-    with pytest.raises(CatdogError, match="model.weights"):
-        build_model("mobilenet", (96, 96, 3), 2, weights="imagenet", weights_url=closed_port_url() + "/w/")
+def test_offline_imagenet_weights_name_model_backbone_weights(tmp_path):
+    with pytest.raises(CatdogError, match="model.backbone.weights"):
+        build_model("mobilenet", (96, 96), 2, ["model.backbone.weights=imagenet",
+                                               f"model.backbone.weights_url={closed_port_url()}/w/"])

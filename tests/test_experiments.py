@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from catdog.bench import comparison_row, peer_train_images
-from catdog.report import collect_runs, write_report
+from catdog.report import collect_runs, read_run, write_report
 from catdog.run_info import cpu_info
 
 from conftest import SHARED, make_image_folders, run_cli
@@ -24,7 +24,7 @@ def test_sweep_over_backends_runs_each_job_on_its_own_backend(tiny_data, tmp_pat
                      f"hydra.searchpath=[file://{mine.parent.parent}]")
     assert result.returncode == 1  # two jobs have batch_size=0 ...
     assert "dataset.batch_size=0: must be a positive integer" in result.stdout + result.stderr
-    jobs = [json.loads((sweep / n / "metrics.json").read_text()) for n in ("0", "2")]
+    jobs = [read_run(sweep / n) for n in ("0", "2")]  # backend from provenance.json
     assert [job["backend"] for job in jobs] == ["jax", "tensorflow"]  # ... the other two ran, each on its backend
     assert [job["augment"] for job in jobs] == ["contrast", "contrast"]
     runs, failed = collect_runs(sweep)
@@ -35,11 +35,13 @@ def fake_run(root, name, **metrics):
     run = root / name
     (run / ".hydra").mkdir(parents=True)
     (run / ".hydra" / "config.yaml").write_text("{}")
-    base = {"experiment": name, "model": "cnn", "augment": "none", "backend": "jax", "epochs": 2,
+    base = {"experiment": name, "model": "cnn", "augment": "none", "epochs": 2,
             "best_val_accuracy": 0.7, "final_val_accuracy": 0.65, "test_accuracy": 0.6,
             "median_epoch_seconds": 12.5, "train_images_per_second": 160.0, "params_total": 10,
-            "params_trainable": 10, "peak_rss_mb": 900.0}
+            "params_trainable": 10}
+    provenance = {"backend": metrics.pop("backend", "jax"), "peak_rss_mb": 900.0, "run_seconds": 30.0}
     (run / "metrics.json").write_text(json.dumps({**base, **metrics}))
+    (run / "provenance.json").write_text(json.dumps(provenance))
     (run / "history.csv").write_text("epoch,accuracy,val_accuracy\n0,0.5,0.6\n1,0.7,0.7\n")
 
 
@@ -54,7 +56,8 @@ def test_report_tables_and_plots_from_run_directories(tmp_path):
     report = write_report(tmp_path, tmp_path / "report")
     with open(tmp_path / "report" / "runs.csv", newline="") as f:
         rows = {r["run"]: r for r in csv.DictReader(f)}
-    assert rows["0"]["best_val_accuracy"] == "0.625" and rows["0"]["backend"] == "tensorflow"
+    assert rows["0"]["best_val_accuracy"] == "0.625" and rows["0"]["backend"] == "tensorflow"  # provenance.json's
+    assert rows["1"]["peak_rss_mb"] == "900.0" and rows["1"]["run_seconds"] == "30.0"
     assert rows["1"]["test_accuracy"] == "0.97" and rows["1"]["median_epoch_seconds"] == "40.0"
     text = report.read_text()
     assert "| 0.6250 |" in text and "| 40.0 |" in text and "Failed (no metrics.json): 2" in text
@@ -83,7 +86,7 @@ def test_explore_writes_samples_counts_and_augmentation_previews(tiny_data, tmp_
 def test_optuna_preset_runs_trials_and_report_shows_the_best(tiny_data, tmp_path):
     sweep = tmp_path / "optuna"
     result = run_cli("catdog.train", "hparams_search=mobilenet_optuna", "hydra.sweeper.n_trials=2",
-                     "trainer.fast_dev_run=1", "model.weights=null", f"dataset.root={tiny_data}",
+                     "trainer.fast_dev_run=1", "model.backbone.weights=null", f"dataset.root={tiny_data}",
                      "dataset.image_size=[32,32]", "dataset.batch_size=4", "trainer.verbose=0",
                      f"paths.cache_dir={tmp_path / 'cache'}", f"hydra.sweep.dir={sweep}")
     assert result.returncode == 0, result.stderr[-2000:]
@@ -91,7 +94,7 @@ def test_optuna_preset_runs_trials_and_report_shows_the_best(tiny_data, tmp_path
     assert len(runs) == 2 and not failed
     best = max(r["best_val_accuracy"] for r in runs)
     text = write_report(sweep).read_text()
-    assert f"best value: {best}" in text and "trainer.optimizer.learning_rate" in text
+    assert f"best value: {best}" in text and "model.optimizer.learning_rate" in text
 
 
 PEER = SHARED / "peer" / "seed_reference.py"

@@ -42,9 +42,9 @@ def save_model(name, path):
 
     from catdog.models import build_model
 
-    options = {"weights": None, "alpha": 0.35} if name == "mobilenet" else {}
+    options = ["model.backbone.weights=null", "model.backbone.alpha=0.35"] if name == "mobilenet" else []
     keras.utils.set_random_seed(0)
-    build_model(name, (32, 32, 3), 2, **options).save(path)
+    build_model(name, (32, 32), 2, options).save(path)
     return keras.models.load_model(path, compile=False)
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from catdog.data.loaders import array_loader
-from catdog.features import FeatureDataModule, frozen_split, onnx_predict
+from catdog.features import FeatureDataModule, onnx_predict
 from catdog.inference import load_classifier, predict_probabilities
 from catdog.models import build_model
 from catdog.train import train
@@ -15,10 +15,26 @@ from catdog.train import train
 from conftest import make_image_folders, run_cli
 
 
-def test_only_head_of_frozen_features_models_split():
-    assert frozen_split(build_model("cnn", (32, 32, 3), 2)) is None
-    features, head = frozen_split(build_model("mobilenet", (32, 32, 3), 2, weights=None))
-    assert features.name == "features" and head.name == "head" and head.trainable_weights
+NO_WEIGHTS = ["model.backbone.weights=null", "model.backbone.alpha=0.35"]
+
+
+def small_features(*overrides):
+    return build_model("mobilenet", (32, 32), 2, [*NO_WEIGHTS, *overrides]).features
+
+
+def images_of(n, loader="numpy", augment=None):
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(0)
+    return SimpleNamespace(arrays={"train": (rng.integers(0, 256, (n, 32, 32, 3), "uint8"), np.zeros(n, "int32"))},
+                           loader=loader, batch_size=4, seed=0, augment=augment)
+
+
+def test_only_a_frozen_backbone_is_cached():
+    assert not build_model("cnn", (32, 32), 2).backbone_frozen
+    task = build_model("mobilenet", (32, 32), 2, NO_WEIGHTS)
+    assert task.backbone_frozen and task.head.trainable_weights
+    assert type(task.feature_task()) is type(task) and task.feature_task().head is task.head
 
 
 def losses(run):
@@ -32,14 +48,13 @@ def test_feature_cache_matches_the_plain_path_without_augmentation(compose, tmp_
     runs = {}
     for enabled in (False, True):
         cfg = compose([f"dataset.root={data}", "experiment=model4", "backend=tensorflow", "augment=none",
-                       "model.weights=null", "dataset.image_size=[32,32]", "dataset.batch_size=4",
+                       *NO_WEIGHTS, "dataset.image_size=[32,32]", "dataset.batch_size=4",
                        "trainer.max_epochs=2", "trainer.verbose=0", f"trainer.feature_cache.enabled={enabled}",
                        f"trainer.feature_cache.runtime={runtime}", f"paths.output_dir={tmp_path / str(enabled)}"])
-        keras.utils.set_random_seed(0)
-        metrics = train(cfg)
-        assert metrics["feature_cache_views"] == (1 if enabled else None)
-        assert metrics["feature_runtime"] == (runtime if enabled else None)
+        train(cfg)
         runs[enabled] = Path(cfg.paths.output_dir)
+        provenance = json.loads((runs[enabled] / "provenance.json").read_text())
+        assert provenance["feature_runtime"] == (runtime if enabled else None)
     np.testing.assert_allclose(losses(runs[True]), losses(runs[False]), rtol=1e-3)
     images = np.random.default_rng(0).integers(0, 256, (6, 32, 32, 3)).astype("uint8")
     plain, cached = (predict_probabilities(load_classifier(runs[k] / "checkpoints" / "best.keras")[0], images)
@@ -48,11 +63,7 @@ def test_feature_cache_matches_the_plain_path_without_augmentation(compose, tmp_
 
 
 def test_onnxruntime_computes_the_features_keras_does():
-    from types import SimpleNamespace
-
-    features, _ = frozen_split(build_model("mobilenet", (32, 32, 3), 2, weights=None, alpha=0.35))
-    images = SimpleNamespace(arrays={"train": (np.random.default_rng(0).integers(0, 256, (10, 32, 32, 3), "uint8"),
-                                               np.zeros(10, "int32"))}, loader="numpy", batch_size=4, seed=0)
+    features, images = small_features(), images_of(10)
     computed = {}
     for runtime in ("keras", "onnxruntime"):
         data = FeatureDataModule(images, features, batch_size=4, runtime=runtime)
@@ -63,7 +74,7 @@ def test_onnxruntime_computes_the_features_keras_does():
 
 
 def test_the_onnx_export_is_kept_and_reused_and_redone_when_unreadable(tmp_path, monkeypatch, caplog):
-    features, _ = frozen_split(build_model("mobilenet", (32, 32, 3), 2, weights=None, alpha=0.35))
+    features = small_features()
     x = np.random.default_rng(0).integers(0, 256, (6, 32, 32, 3)).astype("float32")
     loader = array_loader(x, np.zeros(6, "int32"), 4)
     onnx_file = tmp_path / "cache" / "features.onnx"
@@ -84,11 +95,16 @@ def test_the_onnx_export_is_kept_and_reused_and_redone_when_unreadable(tmp_path,
 
 def test_augmented_views_are_cached_and_reused(compose, tmp_path, monkeypatch):
     data = make_image_folders(tmp_path / "data", train=8, val=10)
-    overrides = [f"dataset.root={data}", "experiment=model4", "backend=tensorflow", "model.weights=null",
+    overrides = [f"dataset.root={data}", "experiment=model4", "backend=tensorflow", *NO_WEIGHTS,
                  "dataset.image_size=[32,32]", "dataset.batch_size=4", "trainer.max_epochs=1", "trainer.verbose=0",
                  "trainer.feature_cache.views=3"]
-    metrics = train(compose(overrides))
-    assert metrics["feature_cache_views"] == 3 and metrics["epochs"] == 1
+    runs = iter(range(10))
+
+    def run(*extra):  # each run in a directory of its own
+        return train(compose([*overrides, *extra, f"paths.output_dir={tmp_path / 'runs' / str(next(runs))}"]))
+
+    metrics = run()
+    assert metrics["epochs"] == 1
     train_cache = list((tmp_path / "cache").glob("features-train-*.npz"))
     assert len(train_cache) == 1
     assert np.load(train_cache[0])["features"].shape == (3 * 16, 1280)
@@ -97,16 +113,16 @@ def test_augmented_views_are_cached_and_reused(compose, tmp_path, monkeypatch):
     calls = []
     original = FeatureDataModule._predict
     monkeypatch.setattr(FeatureDataModule, "_predict", lambda self, loader: calls.append(1) or original(self, loader))
-    train(compose(overrides))
+    run()
     assert not calls  # the second run read every split from the cache
 
     exports = []
     original_export = keras.Model.export
     monkeypatch.setattr(keras.Model, "export", lambda *a, **k: exports.append(1) or original_export(*a, **k))
-    train(compose([*overrides, "augment.layers.flip_rotate.factor=0.1"]))  # other views, the same ONNX file
+    run("augment.layers.flip_rotate.factor=0.1")  # other views, the same ONNX file
     assert calls and not exports and len(list((tmp_path / "cache").glob("features-train-*.npz"))) == 2
 
-    train(compose([*overrides, "model.pooling=avg"]))  # another features model: its own cache entries
+    run("model.pooling=avg")  # another features model: its own cache entries
     assert exports and len(list((tmp_path / "cache").glob("features-train-*.npz"))) == 3
     assert len(list((tmp_path / "cache").glob("features-*.onnx"))) == 2
 
@@ -115,12 +131,12 @@ def test_onnxruntime_on_jax_computes_the_features_keras_does_without_tensorflow_
     data = make_image_folders(tmp_path / "data", train=4, val=10)
     features = {}
     for runtime in ("keras", "onnxruntime"):
-        result = run_cli("catdog.train", "experiment=model4", "backend=jax", "model.weights=null", "augment=none",
+        result = run_cli("catdog.train", "experiment=model4", "backend=jax", *NO_WEIGHTS, "augment=none",
                          f"dataset.root={data}", "dataset.image_size=[32,32]", "dataset.batch_size=4",
                          "trainer.max_epochs=1", "trainer.verbose=0", f"trainer.feature_cache.runtime={runtime}",
                          f"paths.cache_dir={tmp_path / runtime}", f"hydra.run.dir={tmp_path / ('run-' + runtime)}")
         assert result.returncode == 0, result.stderr[-2000:]
-        metrics = json.loads((tmp_path / f"run-{runtime}" / "metrics.json").read_text())
+        metrics = json.loads((tmp_path / f"run-{runtime}" / "provenance.json").read_text())
         assert metrics["feature_runtime"] == runtime and not metrics["tensorflow_imported"]
         if runtime == "onnxruntime":  # the export's TensorFlow child
             assert metrics["peak_rss_children_mb"] > 100
@@ -132,30 +148,29 @@ def test_onnxruntime_on_jax_computes_the_features_keras_does_without_tensorflow_
 def test_finetune_preset_trains_the_top_of_the_backbone_and_keeps_batchnorm(compose, tmp_path):
     assert list(compose(["experiment=model4_finetune"]).dataset.image_size) == [224, 224]  # the weights' own size
     data = make_image_folders(tmp_path / "data", train=16, val=10)
-    cfg = compose([f"dataset.root={data}", "experiment=model4_finetune", "model.weights=null", "augment=none",
-                   "dataset.image_size=[32,32]", "dataset.batch_size=4", "trainer.max_epochs=1", "trainer.verbose=0",
-                   "finetune.epochs=2", "finetune.unfreeze_layers=5", "finetune.learning_rate=1e-3",
-                   "callbacks.model_checkpoint.save_best_only=false"])  # the checkpoint: the last epoch
+    cfg = compose([f"dataset.root={data}", "experiment=model4_finetune", *NO_WEIGHTS, "augment=none",
+                   "dataset.image_size=[32,32]", "dataset.batch_size=4", "trainer.verbose=0",
+                   "trainer.stages.0.epochs=1", "trainer.stages.1.epochs=2",
+                   "trainer.stages.1.unfreeze_backbone_layers=5", "trainer.stages.1.learning_rate=1e-3",
+                   "test_ckpt_path=last"])
     assert cfg.experiment_name == "model4_finetune" and cfg.model.name == "mobilenet"
     metrics = train(cfg)
     assert metrics["epochs"] == 3 and len(losses(Path(cfg.paths.output_dir))) == 3
     keras.utils.set_random_seed(cfg.seed)  # the run's initial weights, as train() drew them
-    initial = build_model("mobilenet", (32, 32, 3), 2, weights=None, pooling=cfg.model.pooling)
-    trained = load_classifier(Path(cfg.paths.output_dir) / "checkpoints" / "best.keras")[0]
-    base, start = (n.get_layer("features").get_layer("mobilenetv2_base") for n in (trained, initial))
+    initial = build_model("mobilenet", (32, 32), 2, [*NO_WEIGHTS, "model.pooling=avg"])
+    trained = load_classifier(Path(cfg.paths.output_dir) / "checkpoints" / "last.keras")[0]
+    base, start = trained.backbone, initial.backbone
     assert not np.array_equal(base.get_layer("Conv_1").kernel.numpy(), start.get_layer("Conv_1").kernel.numpy())
     assert np.array_equal(base.get_layer("Conv1").kernel.numpy(), start.get_layer("Conv1").kernel.numpy())
     assert base.get_layer("Conv_1_bn").moving_variance.numpy().max() == 1.0  # BN statistics untouched
+    assert not base.get_layer("Conv_1_bn").trainable and base.get_layer("Conv_1").trainable
 
 
 def test_augmented_feature_views_are_keyed_by_whose_kernels_augment(monkeypatch):
-    from types import SimpleNamespace
-
-    features, _ = frozen_split(build_model("mobilenet", (32, 32, 3), 2, weights=None, alpha=0.35))
-    images = SimpleNamespace(arrays={"train": (np.zeros((2, 32, 32, 3), "uint8"), np.zeros(2, "int32"))},
-                             loader="numpy", batch_size=4, seed=0)
+    features = small_features()
     augment = keras.layers.Pipeline([keras.layers.RandomFlip(seed=0)])
-    data = FeatureDataModule(images, features, augment)
+    images = images_of(2, augment=augment)
+    data = FeatureDataModule(images, features)
     keys = set()
     for loader in ("numpy", "tf_data"):
         for backend in ("tensorflow", "jax"):
@@ -166,25 +181,22 @@ def test_augmented_feature_views_are_keyed_by_whose_kernels_augment(monkeypatch)
 
 
 def test_augmented_feature_views_are_keyed_by_the_draws_not_just_the_config():
-    from types import SimpleNamespace
-
-    features, _ = frozen_split(build_model("mobilenet", (32, 32, 3), 2, weights=None, alpha=0.35))
-    images = SimpleNamespace(arrays={"train": (np.zeros((2, 32, 32, 3), "uint8"), np.zeros(2, "int32"))},
-                             loader="numpy", batch_size=4, seed=0)
+    features, images = small_features(), images_of(2)
     keys = []
     for global_seed in (0, 0, 1):  # seed=None: the layer's draws follow the global seed, its config does not
         keras.utils.set_random_seed(global_seed)
         augment = keras.layers.Pipeline([keras.layers.RandomFlip()])
-        keys.append(FeatureDataModule(images, features, augment)._key("train", 2, augment))
+        images.augment = augment
+        keys.append(FeatureDataModule(images, features)._key("train", 2, augment))
     assert keys[0] == keys[1] != keys[2]
 
 
 def test_a_fast_dev_run_computes_only_the_features_it_uses(compose, tmp_path):
     data = make_image_folders(tmp_path / "data", train=8, val=10)
-    cfg = compose([f"dataset.root={data}", "experiment=model4", "backend=tensorflow", "model.weights=null",
+    cfg = compose([f"dataset.root={data}", "experiment=model4", "backend=tensorflow", *NO_WEIGHTS,
                    "dataset.image_size=[32,32]", "dataset.batch_size=4", "trainer.verbose=0",
                    "trainer.feature_cache.views=3", "trainer.fast_dev_run=1"])
-    assert train(cfg)["feature_cache_views"] == 3
+    assert train(cfg)["epochs"] == 1
     cached = {p.name.split("-")[1]: np.load(p)["features"].shape[0]
               for p in (tmp_path / "cache").glob("features-*.npz")}
     assert cached == {"train": 3 * 4, "val": 4, "test": 4}  # one batch of 4 images per split, 3 views of train

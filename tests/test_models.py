@@ -11,6 +11,7 @@ EXPECTED = {  # the tutorial's parameter counts: (total, trainable)
     "cnn_scaled": (1_355_938, 1_355_938),
     "mobilenet": (2_340_098, 82_114),
 }
+NO_WEIGHTS = {"mobilenet": ["model.backbone.weights=null"]}
 
 
 def trainable(model):
@@ -19,8 +20,7 @@ def trainable(model):
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_parameter_counts_match_the_tutorial(name):
-    options = {"weights": None} if name == "mobilenet" else {}
-    model = build_model(name, (160, 160, 3), 2, **options)
+    model = build_model(name, (160, 160), 2, NO_WEIGHTS.get(name, ()))
     assert (model.count_params(), trainable(model)) == EXPECTED[name]
 
 
@@ -30,48 +30,47 @@ def test_logits_stay_float32_under_mixed_precision(name):
 
     keras.config.set_dtype_policy("mixed_bfloat16")
     try:
-        model = build_model(name, (32, 32, 3), 2, **({"weights": None} if name == "mobilenet" else {}))
-        hidden = model.layers[1] if name == "mobilenet" else model.layers[0]
-        assert hidden.compute_dtype == "bfloat16"
+        model = build_model(name, (32, 32), 2, NO_WEIGHTS.get(name, ()))
+        assert model.backbone.compute_dtype == "bfloat16"
         assert keras.backend.standardize_dtype(model(keras.ops.zeros((1, 32, 32, 3))).dtype) == "float32"
     finally:
         keras.config.set_dtype_policy("float32")
 
 
-def test_every_registered_model_is_covered():
+def test_every_model_option_is_covered():
     assert sorted(EXPECTED) == available_models()
 
 
 def test_unknown_model_and_bad_option_are_clear_errors():
-    with pytest.raises(CatdogError, match="not a registered model"):
-        build_model("nope", (32, 32, 3), 2)
-    with pytest.raises(CatdogError, match="bad option"):
-        build_model("cnn", (32, 32, 3), 2, no_such_option=1)
+    with pytest.raises(CatdogError, match="not a model option"):
+        build_model("nope", (32, 32), 2)
+    with pytest.raises(CatdogError, match="model: .*no_such_option"):
+        build_model("cnn", (32, 32), 2, ["+model.no_such_option=1"])
 
 
 def test_missing_weights_file_names_the_setting(tmp_path):
-    with pytest.raises(CatdogError, match="model.weights"):
-        build_model("mobilenet", (96, 96, 3), 2, weights=str(tmp_path / "absent.h5"))
+    with pytest.raises(CatdogError, match="model.backbone.weights"):
+        build_model("mobilenet", (96, 96), 2, [f"model.backbone.weights={tmp_path / 'absent.h5'}"])
 
 
 @pytest.mark.skipif(not REAL_WEIGHTS.is_file(), reason="../shared/weights not present")
 def test_shared_imagenet_weights_load():
     import numpy as np
 
-    model = build_model("mobilenet", (96, 96, 3), 2, weights=str(REAL_WEIGHTS))
-    base = model.get_layer("features").get_layer("mobilenetv2_base")
-    assert not base.trainable
-    assert np.abs(base.get_layer("Conv1").kernel.numpy()).sum() > 0
+    model = build_model("mobilenet", (96, 96), 2, [f"model.backbone.weights={REAL_WEIGHTS}"])
+    assert not model.backbone.trainable and model.backbone_frozen
+    assert np.abs(model.backbone.get_layer("Conv1").kernel.numpy()).sum() > 0
 
 
 def test_mobilenet_pooling_is_average_or_max():
     import numpy as np
 
     x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
-    pooled = {p: build_model("mobilenet", (32, 32, 3), 2, weights=None, alpha=0.35, pooling=p).get_layer("features")
-              for p in ("max", "avg")}
-    maps = pooled["avg"].get_layer("mobilenetv2_base")(pooled["avg"].get_layer("preprocess")(x))
-    np.testing.assert_allclose(pooled["avg"](x), np.mean(maps, axis=(1, 2)), rtol=1e-5, atol=1e-6)
-    assert type(pooled["max"].layers[-1]).__name__ == "GlobalMaxPooling2D"
+    options = ["model.backbone.weights=null", "model.backbone.alpha=0.35"]
+    pooled = {p: build_model("mobilenet", (32, 32), 2, [*options, f"model.pooling={p}"]) for p in ("max", "avg")}
+    task = pooled["avg"]
+    maps = task.backbone(task.preprocessor(x), training=False)
+    np.testing.assert_allclose(task.features(x), np.mean(maps, axis=(1, 2)), rtol=1e-5, atol=1e-6)
+    assert type(pooled["max"].features.layers[-1]).__name__ == "GlobalMaxPooling2D"
     with pytest.raises(CatdogError, match="model.pooling"):
-        build_model("mobilenet", (32, 32, 3), 2, weights=None, pooling="min")
+        build_model("mobilenet", (32, 32), 2, [*options, "model.pooling=min"])

@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import pytest
 
-from catdog.callbacks import AtomicModelCheckpoint, ResumableEarlyStopping
+from catdog.checkpoint import read_state
 from catdog.errors import CatdogError
 from catdog.inference import load_classifier
 
@@ -25,88 +25,206 @@ def history_epochs(run):
         return [int(r["epoch"]) for r in csv.DictReader(f)]
 
 
-def kill_after_epochs(args, run, epochs):
-    """Start `python -m args`, SIGKILL it once history.csv holds `epochs` rows; returns those epochs."""
+def history(run, column):
+    with open(run / "history.csv", newline="") as f:
+        return [float(r[column]) for r in csv.DictReader(f)]
+
+
+def kill_after_checkpoint(args, run, epochs):
+    """Start `python -m args`, SIGKILL it once last.keras holds `epochs` epochs."""
     env = {**os.environ, "PYTHONPATH": str(TESTS)}
     env.pop("KERAS_BACKEND", None)
     proc = subprocess.Popen([sys.executable, "-m", *args], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
+    last = run / "checkpoints" / "last.keras"
     deadline = time.time() + 240
-    while time.time() < deadline and not ((run / "history.csv").is_file() and len(history_epochs(run)) >= epochs):
-        time.sleep(0.2)
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            if read_state(last)["epoch"] >= epochs:
+                break
+        except (CatdogError, KeyError):  # not written yet
+            pass
+        time.sleep(0.1)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (run / "metrics.json").exists()
-    return history_epochs(run)
+    return read_state(last)
 
 
-def test_kill_9_then_rerun_resumes_after_the_last_completed_epoch(tiny_data, tmp_path):
-    run = tmp_path / "run"
-    args = ["catdog.train", "experiment=model3", "augment=none", f"dataset.root={tiny_data}", "dataset.image_size=[32,32]",
-            "dataset.batch_size=4", "trainer.max_epochs=6", "trainer.verbose=0", f"hydra.run.dir={run}",
-            f"paths.cache_dir={tmp_path / 'cache'}", "callbacks=early_stopping", "callbacks.early_stopping.patience=10",
-            "+callbacks.sleep._target_=helpers.SleepAtEpochEnd", "+callbacks.sleep.seconds=1.5"]
-    done_before = kill_after_epochs(args, run, 2)
-    assert 2 <= len(done_before) < 6
+SMALL = ["experiment=model3", "augment=none", "dataset.image_size=[32,32]", "dataset.batch_size=4", "trainer.verbose=0"]
 
-    result = run_cli(*args, env={"PYTHONPATH": str(TESTS)})
+
+def test_kill_9_then_ckpt_path_resumes_as_if_never_interrupted(tiny_data, tmp_path):
+    run, cache = tmp_path / "run", tmp_path / "cache"
+    args = ["catdog.train", *SMALL, f"dataset.root={tiny_data}", "trainer.max_epochs=6", f"paths.cache_dir={cache}",
+            "callbacks=early_stopping", "callbacks.early_stopping.patience=10"]
+    slow = ["+callbacks.sleep._target_=helpers.SleepAtEpochEnd", "+callbacks.sleep.seconds=1.0"]
+    state = kill_after_checkpoint([*args, *slow, f"hydra.run.dir={run}"], run, 2)
+    assert 2 <= state["epoch"] < 6
+
+    refused = run_cli(*args, f"hydra.run.dir={run}")  # the same command again: refused, with the way on
+    output = refused.stdout + refused.stderr
+    assert refused.returncode == 1 and "holds an interrupted run" in output and "Traceback" not in output
+    assert f"To resume: python -m catdog.train {' '.join(args[1:])} ckpt_path={run}" in output
+
+    result = run_cli(*args, f"ckpt_path={run}")  # the run directory: it goes on writing there
     assert result.returncode == 0, result.stderr[-2000:]
-    metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["epochs"] == 6 and len(metrics["epoch_seconds"]) == 6
-    assert sorted(set(history_epochs(run))) == list(range(6))
-    assert "Resuming from the backup" in (run / "train.log").read_text()
+    assert history_epochs(run) == list(range(6))  # every epoch exactly once
+    assert f"Resuming from {run}/checkpoints/last.keras after epoch {state['epoch']}" in (run / "train.log").read_text()
 
     straight = tmp_path / "uninterrupted"
-    result = run_cli(*[a for a in args if not a.startswith(("hydra.run.dir", "+callbacks"))],
-                     f"hydra.run.dir={straight}")
+    result = run_cli(*args, f"hydra.run.dir={straight}")
     assert result.returncode == 0, result.stderr[-2000:]
-    reference = json.loads((straight / "metrics.json").read_text())
-    assert abs(metrics["best_val_accuracy"] - reference["best_val_accuracy"]) <= 0.15  # the stated tolerance
+    # same batches, dropout draws and optimizer state after the resume: the same losses, to float noise
+    np.testing.assert_allclose(history(run, "val_loss"), history(straight, "val_loss"), rtol=1e-3, atol=1e-5)
+
+
+def test_sigterm_stops_after_a_batch_keeps_the_checkpoint_and_prints_the_resume_command(tiny_data, tmp_path):
+    run = tmp_path / "run"
+    args = ["catdog.train", *SMALL, f"dataset.root={tiny_data}", "trainer.max_epochs=20", f"paths.cache_dir={tmp_path}"]
+    env = {**os.environ, "PYTHONPATH": str(TESTS)}
+    env.pop("KERAS_BACKEND", None)
+    proc = subprocess.Popen([sys.executable, "-m", *args, f"hydra.run.dir={run}", "+callbacks.sleep._target_="
+                             "helpers.SleepAtEpochEnd", "+callbacks.sleep.seconds=1.0"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    last = run / "checkpoints" / "last.keras"
+    deadline = time.time() + 240
+    while time.time() < deadline and not last.is_file():
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    output = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 143, output[-2000:]
+    errors = [line for line in output.splitlines() if "ERROR" in line]
+    assert len(errors) == 1 and "Stopped by SIGTERM" in errors[0] and f"ckpt_path={run}" in errors[0], output[-2000:]
+    assert "Traceback" not in output and not (run / "metrics.json").exists()
+    epochs = read_state(last)["epoch"]
+    assert history_epochs(run)[:epochs] == list(range(epochs))
+    result = run_cli(*args, "trainer.max_epochs=3", f"ckpt_path={run}")  # a shorter run: it resumes all the same
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert history_epochs(run) == list(range(max(epochs, 3)))
+
+
+def test_ctrl_c_in_process_raises_interrupted_with_exit_code_130(tiny_data, tmp_path):
+    from catdog import ImageClassifier, ImageFolderDataModule, Trainer
+    from catdog.callbacks import ModelCheckpoint
+    from catdog.models.cnn import conv_blocks
+    from catdog.trainer import Interrupted
+
+    class CtrlC(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == 1 and self.epoch == 1:
+                os.kill(os.getpid(), signal.SIGINT)
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+    trainer = Trainer(max_epochs=3, callbacks=[CtrlC(), ModelCheckpoint(tmp_path / "checkpoints")], verbose=0)
+    data = ImageFolderDataModule(root=str(tiny_data), image_size=(32, 32), batch_size=4)
+    data.setup()
+    task = ImageClassifier(conv_blocks, data.class_names, image_size=(32, 32), pooling="flatten")
+    with pytest.raises(Interrupted) as stopped:
+        trainer.fit(task, data)
+    assert stopped.value.exit_code == 130 and "after epoch 1" in str(stopped.value)
+    assert read_state(tmp_path / "checkpoints" / "last.keras")["epoch"] == 1
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handlers are given back
+
+
+def test_a_finished_run_is_never_restarted_or_overwritten(compose, tiny_data):
+    from catdog.train import train
+    from catdog.trainer import RunExists
+
+    cfg = compose([*SMALL, f"dataset.root={tiny_data}", "trainer.max_epochs=1"])
+    train(cfg)
+    run = Path(cfg.paths.output_dir)
+    before = {p: p.read_bytes() for p in [run / "metrics.json", *run.glob("checkpoints/*")]}
+    for ckpt_path in ("null", str(run)):
+        cfg = compose([*SMALL, f"dataset.root={tiny_data}", "trainer.max_epochs=3", f"ckpt_path={ckpt_path}"])
+        with pytest.raises(RunExists, match="finished"):
+            train(cfg)
+    assert before == {p: p.read_bytes() for p in before}
 
 
 def test_fine_tuning_killed_in_its_second_stage_resumes_there(tiny_data, tmp_path):
     run = tmp_path / "run"
-    args = ["catdog.train", "experiment=model4_finetune", "model.weights=null", "model.alpha=0.35",
-            f"dataset.root={tiny_data}", "dataset.image_size=[32,32]", "dataset.batch_size=4", "trainer.max_epochs=2",
-            "finetune.epochs=4", "finetune.unfreeze_layers=6", "trainer.verbose=0", f"hydra.run.dir={run}",
-            f"paths.cache_dir={tmp_path / 'cache'}",
-            "+callbacks.sleep._target_=helpers.SleepAtEpochEnd", "+callbacks.sleep.seconds=1.5"]
-    done_before = kill_after_epochs(args, run, 4)  # the backup of epoch 2, the first fine-tuning one, is done
-    assert 4 <= len(done_before) < 6 and (run / "backup" / "finetune").is_dir()
-
-    result = run_cli(*args, env={"PYTHONPATH": str(TESTS)})
+    args = ["catdog.train", "experiment=model4_finetune", "model.backbone.weights=null", "model.backbone.alpha=0.35",
+            f"dataset.root={tiny_data}", "dataset.image_size=[32,32]", "dataset.batch_size=4", "trainer.verbose=0",
+            "trainer.stages.0.epochs=2", "trainer.stages.1.epochs=4", "trainer.stages.1.unfreeze_backbone_layers=6",
+            f"paths.cache_dir={tmp_path / 'cache'}"]
+    slow = ["+callbacks.sleep._target_=helpers.SleepAtEpochEnd", "+callbacks.sleep.seconds=1.0"]
+    state = kill_after_checkpoint([*args, *slow, f"hydra.run.dir={run}"], run, 3)  # in the fine-tuning stage
+    assert state["stage"] == 1 and 3 <= state["epoch"] < 6 and state["stage_start"] == 2
+    result = run_cli(*args, f"ckpt_path={run}/checkpoints/last.keras")
     assert result.returncode == 0, result.stderr[-2000:]
-    epochs = history_epochs(run)  # an epoch cut between its history row and its backup runs again
-    assert epochs[:3] == [0, 1, 2] and sorted(set(epochs[3:])) == [3, 4, 5], epochs
-    assert not (run / "backup").exists()
+    assert history_epochs(run) == list(range(6))
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["epochs"] == 6 and metrics["test_accuracy"] is not None
+    assert metrics["epochs"] == 6 and metrics["stages"] == ["head", "finetune"] and metrics["test_accuracy"] is not None
+    resumed = keras.saving.load_model(run / "checkpoints" / "last.keras")
+    assert len(resumed.trainable_weights) > len(resumed.head.trainable_weights)  # the stage's unfrozen layers
 
 
-def test_a_resumed_run_keeps_the_best_checkpoint_from_before_the_interruption(tmp_path):
-    x, y = np.zeros((4, 4), "float32"), np.zeros((4,), "int32")
-    model = tiny_model()
-    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-    checkpoint = AtomicModelCheckpoint(str(tmp_path / "best.keras"), monitor="val_accuracy", mode="max",
-                                       save_best_only=True)
-    checkpoint.resumed_values = [0.5, 1.0, 0.75]  # val_accuracy here is 1.0 too: not an improvement
-    model.fit(x, y, validation_data=(x, y), epochs=1, callbacks=[checkpoint], verbose=0)
-    assert checkpoint.best == 1.0 and not (tmp_path / "best.keras").exists()
+def tiny_task():
+    from catdog.tasks import ImageClassifier
+
+    return ImageClassifier(None, ["a", "b"], image_size=[4], pooling=None)
 
 
-@pytest.mark.parametrize("early_stopping, stage_start, epochs_run", [
-    (keras.callbacks.EarlyStopping, 0, 4),  # Keras' own forgets the three epochs before the resume
-    (ResumableEarlyStopping, 0, 1),  # best 0.4 at epoch 1, then 0.6, 0.6 and 0.69: patience 3 spent
-    (ResumableEarlyStopping, 2, 2),  # a later stage's first epoch is 2: best 0.6 there, two more epochs
+class FakeTrainer:
+    """What ModelCheckpoint asks of a Trainer: save_checkpoint."""
+
+    def __init__(self):
+        self.saved = []
+
+    def save_checkpoint(self, path, epochs_done):
+        self.saved.append((Path(path).name, epochs_done))
+
+
+def test_the_best_score_survives_a_resume_and_a_missing_monitor_is_an_error(tmp_path):
+    from catdog.callbacks import ModelCheckpoint
+
+    checkpoint = ModelCheckpoint(tmp_path, monitor="val_accuracy")
+    checkpoint.trainer = FakeTrainer()
+    checkpoint.load_state_dict({"best": 1.0})  # as a resume restores it
+    checkpoint.on_epoch_end(3, {"val_accuracy": 1.0})  # not an improvement
+    checkpoint.on_epoch_end(4, {"val_accuracy": 0.5})
+    assert checkpoint.trainer.saved == [("last.keras", 4), ("last.keras", 5)]
+    with pytest.raises(CatdogError, match="monitor='val_accuracy' is not among"):
+        checkpoint.on_epoch_end(5, {"val_acc": 0.9})
+
+
+@pytest.mark.parametrize("restore, epochs_run", [
+    (None, 4),  # a fresh stage: patience 3 counts from here
+    ({"wait": 2, "best": 0.4, "best_epoch": 1}, 1),  # resumed within its stage: one epoch of patience left
 ])
-def test_early_stopping_patience_survives_a_resume(early_stopping, stage_start, epochs_run):
+def test_early_stopping_patience_survives_a_resume(restore, epochs_run):
+    from catdog.callbacks import EarlyStopping
+
     x, y = np.zeros((4, 4), "float32"), np.zeros((4,), "int32")
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, kernel_initializer="zeros")])
     model.compile(keras.optimizers.SGD(0.0), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    stop = early_stopping(monitor="val_loss", mode="min", patience=3)  # val_loss stays log(2), 0.69
-    stop.resumed_values, stop.stage_start = [0.5, 0.4, 0.6, 0.6], stage_start
+    stop = EarlyStopping(monitor="val_loss", mode="min", patience=3)  # val_loss stays log(2), 0.69
+    if restore:
+        stop.load_state_dict(restore)
     history = model.fit(x, y, validation_data=(x, y), initial_epoch=4, epochs=12, callbacks=[stop], verbose=0)
     assert len(history.history["val_loss"]) == epochs_run
+    assert EarlyStopping.stage_scoped and stop.state_dict()["best"] is not None
+
+
+def test_a_checkpoint_write_that_fails_leaves_the_previous_one(tmp_path, monkeypatch):
+    from catdog.checkpoint import save_checkpoint
+
+    task, path = tiny_task(), tmp_path / "last.keras"
+    save_checkpoint(path, task, {"epoch": 1})
+    first = path.read_bytes()
+
+    def full_disk(self, filepath, *args, **kwargs):
+        Path(filepath).write_bytes(b"half a file")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(keras.Model, "save", full_disk)
+    with pytest.raises(CatdogError, match="No space left on device"):
+        save_checkpoint(path, task, {"epoch": 2})
+    assert path.read_bytes() == first and read_state(path) == {"epoch": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["last.keras"]  # no temporary left behind
 
 
 def test_history_row_cut_by_a_kill_is_ignored(tmp_path):
@@ -115,44 +233,6 @@ def test_history_row_cut_by_a_kill_is_ignored(tmp_path):
     path = tmp_path / "history.csv"
     path.write_text("epoch,accuracy,val_accuracy\n0,0.5,0.6\n1,0.7,0.7\n1,0.8,0.75\n2,0.9,\n")
     assert read_history(path) == {"accuracy": [0.5, 0.8], "val_accuracy": [0.6, 0.75]}
-
-
-def tiny_model():
-    return keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
-
-
-def test_checkpoint_is_replaced_atomically(tmp_path, monkeypatch):
-    model = tiny_model()
-    model.compile("sgd", "mse")
-    path = tmp_path / "best.keras"
-    callback = AtomicModelCheckpoint(str(path), save_best_only=False)
-    callback.set_model(model)
-    callback.on_epoch_end(0, {})
-    first = path.read_bytes()
-
-    def crash(*args, **kwargs):
-        Path(callback._partial_path).write_bytes(b"half a file")
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(model, "save", crash)
-    with pytest.raises(KeyboardInterrupt):
-        callback.on_epoch_end(1, {})
-    assert path.read_bytes() == first
-    keras.models.load_model(path)
-
-
-def test_partial_checkpoint_left_by_a_kill_never_replaces_the_best(tmp_path):
-    model = tiny_model()
-    model.compile("sgd", "mse")
-    path = tmp_path / "best.keras"
-    callback = AtomicModelCheckpoint(str(path), monitor="val_accuracy", mode="max", save_best_only=True)
-    callback.set_model(model)
-    callback.on_epoch_end(0, {"val_accuracy": 0.9})
-    best = path.read_bytes()
-    stale = tmp_path / ".partial-best.keras"
-    stale.write_bytes(b"half a file")  # what a save killed in an earlier run leaves behind
-    callback.on_epoch_end(1, {"val_accuracy": 0.5})  # no improvement: nothing is saved
-    assert path.read_bytes() == best and not stale.exists()
 
 
 def test_lambda_layers_are_refused_unless_allowed(tmp_path):
@@ -189,3 +269,97 @@ def test_json_is_replaced_atomically(tmp_path, monkeypatch):
         io.write_json(path, {"epochs": 2})
     assert json.loads(path.read_text()) == {"epochs": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+def test_a_cache_folder_that_cannot_be_written_is_a_warning_not_a_failure(compose, tiny_data, tmp_path, caplog):
+    from catdog.train import train
+
+    not_a_folder = tmp_path / "cache-file"
+    not_a_folder.write_text("a regular file where the cache folder should be")
+    cfg = compose([*SMALL, f"dataset.root={tiny_data}", "trainer.fast_dev_run=1", f"dataset.cache_dir={not_a_folder}"])
+    assert train(cfg)["epochs"] == 1
+    assert "going on without it" in caplog.text and not_a_folder.read_text().startswith("a regular file")
+
+
+def test_a_transient_decode_failure_is_not_cached_and_stale_temporaries_go(tiny_data, tmp_path, monkeypatch):
+    from catdog.data import images as images_module
+    from catdog.data.cache import cached_decode
+
+    paths = sorted(str(p) for p in (tiny_data / "train" / "cats").iterdir())
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    stale = cache / ".images-8x8-0123.npz.999999999.tmp"  # a killed writer's, pid long gone
+    stale.write_bytes(b"\0" * 1024)
+    load = images_module.load_image
+
+    def flaky(path, *args, **kwargs):
+        if path == paths[0]:
+            raise PermissionError(13, "Permission denied", path)
+        return load(path, *args, **kwargs)
+
+    monkeypatch.setattr(images_module, "load_image", flaky)
+    _, good, bad = cached_decode(paths, (8, 8), 0, cache)
+    assert list(bad) == [paths[0]] and not list(cache.glob("*.npz"))  # skipped this time, not cached for good
+    monkeypatch.setattr(images_module, "load_image", load)
+    _, good, bad = cached_decode(paths, (8, 8), 0, cache)
+    assert not bad and len(good) == len(paths) and len(list(cache.glob("*.npz"))) == 1
+    assert not stale.exists()
+
+
+def test_a_run_directory_in_use_is_refused(compose, tiny_data):
+    from catdog.train import train
+    from catdog.trainer import _RunLock
+
+    cfg = compose([*SMALL, f"dataset.root={tiny_data}", "trainer.fast_dev_run=1"])
+    holder = _RunLock(cfg.paths.output_dir)  # as another process writing there would
+    try:
+        with pytest.raises(CatdogError, match="is in use by another catdog run"):
+            train(cfg)
+    finally:
+        holder.release()
+    assert train(cfg)["epochs"] == 1
+
+
+def test_default_run_directories_differ_within_a_second():
+    from hydra import compose, initialize_config_dir
+
+    from catdog.config import config_dir
+
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        dirs = {compose("train", return_hydra_config=True).hydra.run.dir for _ in range(3)}
+    assert len(dirs) == 3
+
+
+def test_a_checkpoint_is_not_started_on_a_disk_without_room_for_it(tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    from catdog.checkpoint import save_checkpoint
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9, 1000))
+    with pytest.raises(CatdogError, match="MB free on its disk"):
+        save_checkpoint(tmp_path / "last.keras", tiny_task(), {"epoch": 1})
+    assert not list(tmp_path.iterdir())
+
+
+def test_an_absurd_declared_input_is_refused_before_anything_is_built(tmp_path):
+    import zipfile
+
+    path = tmp_path / "huge.keras"
+    config = {"class_name": "Functional", "config": {"layers": [{"class_name": "InputLayer", "config": {
+        "batch_shape": [None, 30000, 30000, 3]}}]}}
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("config.json", json.dumps(config))
+        z.writestr("metadata.json", "{}")
+    with pytest.raises(CatdogError, match=r"declares an input of shape \[None, 30000, 30000, 3\]"):
+        load_classifier(path)
+
+
+def test_class_names_are_data_never_paths(tmp_path, tiny_data):
+    from catdog.data.images import list_image_folder
+
+    with pytest.raises(CatdogError, match="never paths"):
+        list_image_folder(tiny_data / "validation", class_names=["cats", "/etc"])
+    with pytest.raises(CatdogError, match="never paths"):
+        list_image_folder(tiny_data / "validation", class_names=["cats", "../train/dogs"])

@@ -16,7 +16,7 @@ from catdog.errors import CatdogError
 from catdog.history import read_history, seconds_to
 from catdog.io import write_json, write_text
 from catdog.plots import grouped_bars, plt
-from catdog.report import markdown_table
+from catdog.report import markdown_table, read_run
 from catdog.run_info import cpu_info, describe_cpu
 
 log = logging.getLogger("catdog.bench")
@@ -78,13 +78,13 @@ def _catdog_run(experiment, backend, cfg, out: Path) -> dict:
                                env={**os.environ, "CATDOG_WEIGHTS": peer_cfg.weights})
     if result.returncode:
         raise CatdogError(f"catdog {experiment} on {backend} failed: {result.stderr[-1500:]}")
-    return {"wall_seconds": catdog_wall, **json.loads((run_dir / "metrics.json").read_text()),
-            "history": read_history(run_dir / "history.csv")}
+    return {"wall_seconds": catdog_wall, **read_run(run_dir), "history": read_history(run_dir / "history.csv")}
 
 
 def comparison_row(experiment, target, peer, ours) -> dict:
     """One bench row from the peer's records (results.jsonl and history_modelN.json merged, plus its wall
-    seconds and training image count) and catdog's (metrics.json, history.csv as `history`, wall seconds).
+    seconds and training image count) and catdog's (metrics.json over provenance.json, history.csv as `history`,
+    wall seconds).
 
     Time to `target` validation accuracy: catdog's from the start of its run, decoding and features
     included; the peer's from the start of its `fit` (its setup is not recorded), so a lower bound.

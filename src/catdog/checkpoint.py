@@ -4,6 +4,7 @@
 import io
 import json
 import os
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -21,6 +22,13 @@ def save_checkpoint(path, task, state: dict, optimizer=None) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")  # Keras saves only to *.keras
+    # h5py can crash the process on a full disk: refuse before writing when the space is clearly short
+    needed = path.stat().st_size if path.is_file() else 4 * task.count_params() * (3 if optimizer else 1)
+    free = shutil.disk_usage(path.parent).free
+    if free < needed * 1.2 + 2**20:
+        raise CatdogError(f"Could not write the checkpoint {path}: {free / 2**20:.1f} MB free on its disk, about "
+                          f"{needed / 2**20:.1f} MB needed; the previous one, if any, is intact. Free some space "
+                          "and resume with ckpt_path.")
     try:
         task.save(tmp)
         with zipfile.ZipFile(tmp, "a") as z:

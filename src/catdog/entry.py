@@ -49,13 +49,17 @@ def hydra_entry(config_name: str):
             try:
                 return task(cfg)
             except CatdogError as exc:
-                log.error("%s", exc)
-                if getattr(exc, "run_dir", None) is not None:  # an interrupted run: the command that resumes it
+                message = str(exc)
+                if getattr(exc, "run_dir", None) is not None:  # the command that resumes it
                     args = [a for a in sys.argv[1:] if not a.startswith(("ckpt_path=", "hydra.run.dir="))]
-                    log.error("To resume: python -m catdog.%s %s ckpt_path=%s", config_name, " ".join(args), exc.run_dir)
+                    message += f" To resume: python -m catdog.{config_name} {' '.join(args)} ckpt_path={exc.run_dir}"
+                log.error("%s", message)
                 if HydraConfig.get().mode == RunMode.MULTIRUN:
                     raise  # the launcher records the failed job and the sweep goes on
-                sys.exit(1)
+                sys.exit(getattr(exc, "exit_code", 1))
+            except KeyboardInterrupt:  # a second Ctrl-C, or one outside the training loop
+                log.error("Interrupted.")
+                sys.exit(130)
 
         return hydra.main(version_base="1.3", config_path=config_dir(), config_name=config_name)(guarded)
 

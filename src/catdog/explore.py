@@ -7,6 +7,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from catdog.backend import use_backend
+from catdog.config import build
 from catdog.entry import hydra_entry
 from catdog.io import write_json
 
@@ -32,12 +33,11 @@ def explore(cfg: DictConfig) -> dict:
     import keras
     from hydra.utils import instantiate
 
-    from catdog.data import ImageFolderDataModule
     from catdog.plots import plot_augmentations, plot_samples
 
     out = Path(cfg.paths.output_dir)
     keras.utils.set_random_seed(cfg.seed)
-    datamodule = ImageFolderDataModule(**cfg.dataset)
+    datamodule = build(cfg.dataset, "dataset", augment=None)  # the previews below show every augment option
     datamodule.setup()
     images, labels = datamodule.arrays["train"]
     order = np.random.default_rng(cfg.seed).permutation(len(labels))

@@ -43,8 +43,11 @@ def onnx_predict(model, onnx_file=None):
             export_onnx(model, exported)
             session = onnxruntime.InferenceSession(str(exported), providers=["CPUExecutionProvider"])
             if onnx_file:
-                with atomic_path(onnx_file) as partial:
-                    shutil.copyfile(exported, partial)
+                try:
+                    with atomic_path(onnx_file) as partial:
+                        shutil.copyfile(exported, partial)
+                except (OSError, CatdogError) as exc:
+                    log.warning("Could not keep the ONNX export in %s (%s); going on without it.", onnx_file, exc)
     name = session.get_inputs()[0].name
 
     def predict(loader):
@@ -174,11 +177,11 @@ class FeatureDataModule:
         steps = math.ceil(self.num_images("train") / self.batch_size)
         return min(steps, limit_batches) if limit_batches else steps
 
-    def train_dataloader(self, limit_batches=None):
+    def train_dataloader(self, limit_batches=None, first_epoch=0):
         feats, labels = self.arrays["train"]
         if self.views == 1:
-            return self._loader(feats, labels, seed=self.seed, limit_batches=limit_batches)
-        return self._loader(feats, labels, seed=self.seed, repeat=True)
+            return self._loader(feats, labels, seed=self.seed, limit_batches=limit_batches, first_epoch=first_epoch)
+        return self._loader(feats, labels, seed=self.seed, repeat=True, first_epoch=first_epoch)
 
     def val_dataloader(self, limit_batches=None):
         return self._loader(*self.arrays["val"], limit_batches=limit_batches)

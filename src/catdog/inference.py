@@ -2,9 +2,43 @@
 
 from pathlib import Path
 
+import json
+import math
+import zipfile
+
 import numpy as np
 
 from catdog.errors import CatdogError
+
+MAX_INPUT_VALUES = 4096 * 4096 * 3  # per image: a larger declared input is refused before anything is built
+
+
+def check_input_shapes(path, max_values=MAX_INPUT_VALUES) -> None:
+    """Refuse a .keras file whose config declares an input of more than `max_values` values per image, before
+    Keras allocates it (a 4 KB file can declare a 30000x30000 input)."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            config = json.loads(z.read("config.json"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise CatdogError(f"ckpt_path={path} is not a Keras .keras file ({exc}).") from exc
+
+    def shapes(node):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in ("batch_shape", "batch_input_shape", "image_size") and isinstance(value, list):
+                    yield value
+                else:
+                    yield from shapes(value)
+        elif isinstance(node, list):
+            for item in node:
+                yield from shapes(item)
+
+    for shape in shapes(config):
+        per_image = shape[1:] if shape and shape[0] is None else shape  # batch_shape leads with the batch
+        dims = [d for d in per_image if isinstance(d, int) and not isinstance(d, bool)]
+        if any(d < 0 for d in dims) or math.prod(dims) > max_values:
+            raise CatdogError(f"Refused to load {path}: it declares an input of shape {shape}, over "
+                              f"{max_values:,} values per image.")
 
 
 def load_classifier(ckpt_path, safe_mode=True):
@@ -16,6 +50,7 @@ def load_classifier(ckpt_path, safe_mode=True):
     path = Path(ckpt_path).expanduser()
     if not path.is_file():
         raise CatdogError(f"ckpt_path={ckpt_path}: no such checkpoint file.")
+    check_input_shapes(path)
     try:
         model = keras.saving.load_model(path, safe_mode=safe_mode, compile=False)
     except ValueError as exc:

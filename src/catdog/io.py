@@ -1,5 +1,6 @@
 """Files written so that a kill at any moment leaves the previous complete file."""
 
+import errno
 import json
 import os
 from contextlib import contextmanager
@@ -18,6 +19,13 @@ def atomic_path(path):
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
+            from catdog.errors import CatdogError
+
+            raise CatdogError(f"Could not write {path} ({exc.strerror}); its previous version, if any, is intact. "
+                              "Free some space (or fix the permissions) and resume with ckpt_path.") from exc
+        raise
     finally:
         if tmp.exists():
             tmp.unlink()

@@ -5,9 +5,13 @@ A logger is a catdog Callback (it sees every epoch's logs) with `log_hyperparams
 """
 
 import csv
+import importlib.util
 import io
 import json
 import logging
+import numbers
+import re
+import time
 from pathlib import Path
 
 from catdog.callbacks import Callback
@@ -26,6 +30,18 @@ def flatten(params: dict, prefix="") -> dict:
         else:
             flat[f"{prefix}{key}"] = value
     return flat
+
+
+def _name(key: str) -> str:
+    """`key` as a metric, param or tag name that MLflow and TensorBoard accept: characters other than letters,
+    digits, `_`, `.`, `-` and `/` become `_`."""
+    return re.sub(r"[^A-Za-z0-9_./-]", "_", key)
+
+
+def scalars(metrics: dict) -> dict:
+    """The real numbers among `metrics` (numpy's too, not bools), nested ones flattened, by `_name`."""
+    return {_name(k): float(v) for k, v in flatten(metrics).items()
+            if isinstance(v, numbers.Real) and not isinstance(v, bool)}
 
 
 class Logger(Callback):
@@ -81,6 +97,14 @@ class CSVLogger(Logger):
     def finalize(self, status="success"):
         write_json(self.provenance_path, self.provenance)
         write_json(self.metrics_path, self.metrics)
+        history = self.history()
+        if history.get("val_accuracy"):
+            try:  # the tutorial's curve; the metrics are written already, so a failing plot is only a warning
+                from catdog.plots import plot_history
+
+                plot_history(history, self.save_dir / "accuracy.png", title=str(self.metrics.get("experiment", "")))
+            except Exception as exc:  # matplotlib and the filesystem raise many types
+                log.warning("Could not plot %s (%s: %s).", self.save_dir / "accuracy.png", type(exc).__name__, exc)
 
     def state_dict(self):
         return {"rows": self.rows}
@@ -95,7 +119,7 @@ def _floats(logs: dict) -> dict:
 
 class TensorBoardLogger(Logger):
     """Keras' TensorBoard callback (epoch scalars under `save_dir/train` and `save_dir/validation`), plus the
-    summary metrics as scalars and the hyperparameters as text, under `save_dir`."""
+    summary and test metrics as scalars and the hyperparameters as text, under `save_dir/summary`."""
 
     def __init__(self, save_dir, **tensorboard_options):
         super().__init__()
@@ -106,6 +130,8 @@ class TensorBoardLogger(Logger):
         except ImportError as exc:
             raise CatdogError("logger=tensorboard writes through TensorFlow's summary API, which this run keeps "
                               "out; add backend.import_tensorflow=true (or use logger=csv or mlflow).") from exc
+        if importlib.util.find_spec("tensorboard") is None:  # tf.summary.scalar is TensorBoard's
+            raise CatdogError("logger=tensorboard needs the tensorboard package: pip install tensorboard.")
         self.save_dir = str(save_dir)
         self.callback = keras.callbacks.TensorBoard(log_dir=self.save_dir, **tensorboard_options)
 
@@ -138,6 +164,9 @@ class TensorBoardLogger(Logger):
     def on_test_begin(self, logs=None):
         self.callback.on_test_begin(logs)
 
+    def on_test_batch_begin(self, batch, logs=None):
+        self.callback.on_test_batch_begin(batch, logs)
+
     def on_test_end(self, logs=None):
         self.callback.on_test_end(logs)
 
@@ -154,10 +183,8 @@ class TensorBoardLogger(Logger):
         self._write(lambda tf: tf.summary.text("hyperparameters", text, step=0))
 
     def log_metrics(self, metrics, step=None):
-        scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-
         def write(tf):
-            for key, value in scalars.items():
+            for key, value in scalars(metrics).items():
                 tf.summary.scalar(key, value, step=step or 0)
 
         self._write(write)
@@ -167,9 +194,13 @@ class MLflowLogger(Logger):
     """An MLflow run (`pip install 'catdog[mlflow]'`) in a local tracking store (`file:DIR` or `sqlite:///FILE`):
     the flattened config as params, every epoch's metrics by step, the summary and test metrics, provenance
     as tags, and at the end the checkpoints and plots of `artifacts_dir` as artifacts. A resume goes on in the
-    same MLflow run."""
+    same MLflow run.
 
-    def __init__(self, tracking_uri, experiment_name="catdog", run_name=None, artifacts_dir=None):
+    artifact_location: where a new experiment keeps its artifacts; null: next to a `sqlite:///FILE` store
+    (FILE's folder/mlartifacts, not MLflow's ./mlruns in the working directory), else MLflow's default."""
+
+    def __init__(self, tracking_uri, experiment_name="catdog", run_name=None, artifacts_dir=None,
+                 artifact_location=None):
         super().__init__()
         try:
             from mlflow.tracking import MlflowClient
@@ -178,13 +209,16 @@ class MLflowLogger(Logger):
         self.client = MlflowClient(tracking_uri=str(tracking_uri))
         self.tracking_uri, self.experiment_name, self.run_name = str(tracking_uri), experiment_name, run_name
         self.artifacts_dir = Path(artifacts_dir) if artifacts_dir else None
+        if artifact_location is None and self.tracking_uri.startswith("sqlite:///"):
+            artifact_location = Path(self.tracking_uri[len("sqlite:///"):]).parent / "mlartifacts"
+        self.artifact_location = None if artifact_location is None else str(artifact_location)
         self.run_id, self._params = None, None
 
     def _run(self) -> str:
         if self.run_id is None:
             experiment = self.client.get_experiment_by_name(self.experiment_name)
             experiment_id = (experiment.experiment_id if experiment else
-                             self.client.create_experiment(self.experiment_name))
+                             self.client.create_experiment(self.experiment_name, self.artifact_location))
             self.run_id = self.client.create_run(experiment_id, run_name=self.run_name).info.run_id
         return self.run_id
 
@@ -197,7 +231,7 @@ class MLflowLogger(Logger):
         params, self._params = self._params, None
         if not params or self.client.get_run(self._run()).data.params:
             return  # a resumed run: params are logged once, and MLflow refuses to change them
-        flat = [Param(k, str(v)[:6000]) for k, v in flatten(params).items()]
+        flat = [Param(_name(k), str(v)[:6000]) for k, v in flatten(params).items()]
         for start in range(0, len(flat), 100):
             self.client.log_batch(self._run(), params=flat[start:start + 100])
 
@@ -205,25 +239,25 @@ class MLflowLogger(Logger):
         self._log_params()
 
     def on_epoch_end(self, epoch, logs=None):
-        self._log({k: v for k, v in (logs or {}).items()}, step=epoch)
+        self._log(logs or {}, step=epoch)
 
     def log_metrics(self, metrics, step=None):
         self._log(metrics, step=step or 0)
 
     def _log(self, metrics, step):
-        import time
-
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        rows = [Metric(k, float(v), now, step) for k, v in metrics.items()
-                if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        rows = [Metric(k, v, now, int(step)) for k, v in scalars(metrics).items()]
         if rows:
             self.client.log_batch(self._run(), metrics=rows)
 
     def log_provenance(self, provenance):
-        for key, value in flatten(provenance).items():
-            self.client.set_tag(self._run(), key, json.dumps(value) if not isinstance(value, str) else value)
+        from mlflow.entities import RunTag
+
+        tags = [RunTag(_name(k), v if isinstance(v, str) else json.dumps(v)) for k, v in flatten(provenance).items()]
+        for start in range(0, len(tags), 100):  # MLflow's most tags per batch
+            self.client.log_batch(self._run(), tags=tags[start:start + 100])
 
     def finalize(self, status="success"):
         self._log_params()

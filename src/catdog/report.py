@@ -17,15 +17,22 @@ COLUMNS = ("experiment", "model", "augment", "backend", "seed", "epochs", "best_
            "params_trainable", "peak_rss_mb", "run")
 
 
+def read_run(run_dir) -> dict:
+    """A run's metrics.json over its provenance.json (backend, peak_rss_mb, run_seconds, ...), where present."""
+    provenance = Path(run_dir) / "provenance.json"
+    return {**(json.loads(provenance.read_text()) if provenance.is_file() else {}),
+            **json.loads((Path(run_dir) / "metrics.json").read_text())}
+
+
 def collect_runs(root) -> tuple[list[dict], list[str]]:
-    """metrics.json of every run below `root`, and the run directories that ended without one."""
+    """`read_run` of every run below `root`, and the run directories that ended without a metrics.json."""
     root = Path(root)
     runs, failed = [], []
     jobs = {p.parent.parent for p in root.rglob(".hydra/config.yaml")} | {p.parent for p in root.rglob("metrics.json")}
     for job in sorted(jobs | {root}):
         metrics = job / "metrics.json"
         if metrics.is_file():
-            record = json.loads(metrics.read_text())
+            record = read_run(job)
             record["run"] = str(job.relative_to(root)) if job != root else "."
             record["seconds_to_0.97_val"] = (record.get("seconds_to_val_accuracy") or {}).get("0.97")
             history = job / "history.csv"

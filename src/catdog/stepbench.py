@@ -31,32 +31,30 @@ def measure(model, backend, steps=20, warmup=3, batch_size=32, image_size=160, j
 
     from catdog.backend import active_backend, tensorflow_imported
     from catdog.models import build_model
-    from catdog.module import ClassifierModule
     from catdog.run_info import cpu_info, peak_rss_mb
 
     keras.utils.set_random_seed(0)
     keras.config.set_dtype_policy(precision)
     start = time.perf_counter()
-    options = {**({"weights": None} if model == "mobilenet" else {}), **(options or {})}
-    network = build_model(model, (image_size, image_size, 3), 2, **options)
-    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    module = ClassifierModule(network, keras.optimizers.Adam(), loss, jit_compile=jit_compile)
-    module.compile()
+    options = {**({"backbone.weights": None} if model == "mobilenet" else {}), **(options or {})}
+    overrides = [f"model.{key}={json.dumps(value)}" for key, value in options.items()]
+    task = build_model(model, (image_size, image_size), 2, overrides)
+    task.compile(jit_compile=jit_compile)
     build_seconds = time.perf_counter() - start
 
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (batch_size, image_size, image_size, 3)).astype("float32")
     y = rng.integers(0, 2, batch_size).astype("int32")
     start = time.perf_counter()
-    network.train_on_batch(x, y)
+    task.train_on_batch(x, y)
     first_step = time.perf_counter() - start
     for _ in range(max(warmup - 1, 0)):
-        network.train_on_batch(x, y)
-    step = _median_seconds(lambda: network.train_on_batch(x, y), steps)
-    network.predict_on_batch(x)
-    infer = _median_seconds(lambda: network.predict_on_batch(x), steps)
+        task.train_on_batch(x, y)
+    step = _median_seconds(lambda: task.train_on_batch(x, y), steps)
+    task.predict_on_batch(x)
+    infer = _median_seconds(lambda: task.predict_on_batch(x), steps)
     return {
-        "model": model, "backend": active_backend(), "jit_compile": bool(network.jit_compile), "precision": precision,
+        "model": model, "backend": active_backend(), "jit_compile": bool(task.jit_compile), "precision": precision,
         "xla_flags": os.environ.get("XLA_FLAGS", ""), "options": options,
         "batch_size": batch_size, "image_size": image_size, "steps": steps,
         "build_compile_seconds": build_seconds, "first_step_seconds": first_step,
@@ -80,7 +78,7 @@ def main(argv=None):
     parser.add_argument("--import-tensorflow", default="true", choices=["true", "false"],
                         help="false keeps TensorFlow out of a JAX process (conf/backend/jax.yaml)")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                        help="a model builder option, e.g. fast_layers=false (value parsed as YAML)")
+                        help="a model option (a model.KEY override), e.g. xla_cpu_layers=false (value parsed as YAML)")
     args = parser.parse_args(argv)
     options = {key: yaml.safe_load(value) for key, value in (o.split("=", 1) for o in args.option)}
     jit = {"auto": "auto", "true": True, "false": False}[args.jit_compile]

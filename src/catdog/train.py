@@ -7,6 +7,7 @@ from omegaconf import DictConfig
 from catdog.backend import use_backend
 from catdog.config import build, hyperparameters
 from catdog.entry import hydra_entry, run_job_in_fresh_process
+from catdog.errors import CatdogError
 
 
 def train(cfg: DictConfig) -> dict:
@@ -14,9 +15,11 @@ def train(cfg: DictConfig) -> dict:
     use_backend(**cfg.backend)
     import keras
 
+    if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool) or cfg.seed < 0:
+        raise CatdogError(f"seed={cfg.seed!r}: must be a non-negative integer.")
     keras.utils.set_random_seed(cfg.seed)
-    callbacks = [build(c, f"callbacks.{k}") for k, c in cfg.callbacks.items() if c is not None]
-    loggers = [build(c, f"logger.{k}") for k, c in cfg.logger.items() if c is not None]
+    callbacks = [build(c, f"callbacks.{k}") for k, c in (cfg.get("callbacks") or {}).items() if c is not None]
+    loggers = [build(c, f"logger.{k}") for k, c in (cfg.get("logger") or {}).items() if c is not None]
     trainer = build(cfg.trainer, "trainer", callbacks=callbacks, loggers=loggers)  # first: it sets the precision
     datamodule = build(cfg.dataset, "dataset")
     datamodule.setup()
@@ -24,7 +27,7 @@ def train(cfg: DictConfig) -> dict:
     for logger in loggers:
         logger.log_hyperparams(hyperparameters(cfg))
     trainer.fit(task, datamodule, ckpt_path=cfg.ckpt_path)
-    return trainer.test(task, datamodule, ckpt_path=cfg.test_ckpt_path) if cfg.test else trainer.callback_metrics
+    return trainer.test(task, datamodule, ckpt_path=cfg.test_ckpt_path) if cfg.test else trainer.finalize()
 
 
 @hydra_entry("train")

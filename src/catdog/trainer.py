@@ -9,6 +9,8 @@ beyond ImageClassifier's methods: `compile`, `configure_optimizer`, `set_trainab
 import logging
 import os
 import resource
+import signal
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -88,8 +90,8 @@ class Trainer:
         for c in [*self.loggers, *self.callbacks]:
             if isinstance(c, Callback):
                 c.trainer = self
-        # timings first, then the epoch is recorded and logged, then checkpointed with that state
-        return [self.timer, _Recorder(self), *self.loggers, *others, *checkpoints]
+        # a signal stops after the batch; timings, then the epoch is recorded, logged and checkpointed
+        return [self._stopper, self.timer, _Recorder(self), *self.loggers, *others, *checkpoints]
 
     # --- checkpoints ---
     def state_dict(self, epochs_done: int) -> dict:
@@ -120,6 +122,20 @@ class Trainer:
         the per-epoch history."""
         self._check_precision(task)
         self.task, self.datamodule = task, datamodule
+        self._lock = _RunLock(self.run_dir)
+        try:
+            return self._fit(task, datamodule, ckpt_path)
+        except BaseException:
+            self._lock.release()
+            raise
+
+    @property
+    def run_dir(self) -> Path:
+        """The run's folder: the checkpoint callback's parent, else default_root_dir."""
+        checkpoint = self.checkpoint_callback
+        return Path(checkpoint.dirpath).parent if checkpoint else self.default_root_dir
+
+    def _fit(self, task, datamodule, ckpt_path):
         last = self.checkpoint_callback and Path(self.checkpoint_callback.last_model_path)
         if ckpt_path is None and last and last.is_file():
             state = read_state(last)
@@ -149,6 +165,11 @@ class Trainer:
                 log.info("Its fit is complete: nothing left to train.")
                 return self.history
         self._setup_seconds = None
+        with _StopOnSignal(self) as self._stopper:
+            self._fit_stages(task, datamodule, state, path)
+        return self.history
+
+    def _fit_stages(self, task, datamodule, state, path):
         for index, stage in enumerate(self.stages):
             if state is not None and index < state["stage"]:
                 continue
@@ -159,7 +180,6 @@ class Trainer:
             self.save_checkpoint_if_enabled(self.current_epoch, stage=index + 1, stage_start=self.current_epoch)
         self.stage_index = len(self.stages)
         self.save_checkpoint_if_enabled(self.current_epoch, fit_complete=True)
-        return self.history
 
     def save_checkpoint_if_enabled(self, epochs_done, **state):
         checkpoint = self.checkpoint_callback
@@ -180,7 +200,7 @@ class Trainer:
         log.info("Stage %s: epochs %d-%d, %d trainable of %d parameters", stage.name, self.stage_start + 1,
                  self.stage_start + epochs, _count(fit_task.trainable_weights), task.count_params())
         fit_task.fit(
-            data.train_dataloader(limit_batches=self.limits["train"]),
+            data.train_dataloader(limit_batches=self.limits["train"], first_epoch=self.current_epoch),
             validation_data=data.val_dataloader(limit_batches=self.limits["val"]),
             steps_per_epoch=data.steps_per_epoch(self.limits["train"]),
             initial_epoch=self.current_epoch, epochs=self.stage_start + epochs,
@@ -239,8 +259,14 @@ class Trainer:
         for callback in self.callbacks:
             if hasattr(callback, "on_tested"):
                 metrics.update(callback.on_tested(self, task) or {})
+        return self.finalize(metrics)
+
+    def finalize(self, metrics=None) -> dict:
+        """Log the fit's summary, the data's description, `metrics` and the provenance; finalize the loggers and
+        mark the run finished (a later fit of it is refused). `test` calls it; call it yourself to skip the test."""
+        datamodule = self.datamodule
         describe = getattr(datamodule, "describe", None)
-        self.callback_metrics = {**self.summary(datamodule), **(describe() if describe else {}), **metrics}
+        self.callback_metrics = {**self.summary(datamodule), **(describe() if describe else {}), **(metrics or {})}
         for logger in self.loggers:
             logger.log_metrics(self.callback_metrics, step=self.current_epoch)
             logger.log_provenance(self.provenance())
@@ -249,6 +275,8 @@ class Trainer:
         checkpoint = self.checkpoint_callback
         if checkpoint is not None and checkpoint.save_last and Path(checkpoint.last_model_path).is_file():
             mark_finished(checkpoint.last_model_path)
+        if getattr(self, "_lock", None) is not None:
+            self._lock.release()
         return self.callback_metrics
 
     def predict_split(self, task, datamodule, split="val") -> np.ndarray:
@@ -288,6 +316,84 @@ class Trainer:
                 "tensorflow_imported": "tensorflow" in __import__("sys").modules,
                 "run_seconds": time.perf_counter() - self._created, "versions": package_versions(),
                 "cpu": cpu_info()}
+
+
+class Interrupted(CatdogError):
+    """Training stopped by SIGINT or SIGTERM after a batch; the last complete checkpoint is kept. The command
+    exits with 128 + the signal's number (130, 143), as a shell reports a process ended by it."""
+
+    def __init__(self, signum, epochs_done, run_dir):
+        name = signal.Signals(signum).name
+        super().__init__(f"Stopped by {name}; the last complete checkpoint is after epoch {epochs_done}.")
+        self.exit_code, self.run_dir = 128 + signum, run_dir
+
+
+class _StopOnSignal(keras.callbacks.Callback):
+    """While fitting: the first SIGINT or SIGTERM stops the fit after the current batch (a second one at once),
+    with `Interrupted`; Slurm and Kubernetes send SIGTERM before they kill."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, trainer):
+        super().__init__()
+        self.trainer, self.signum, self.previous = trainer, None, {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self.previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc):
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
+
+    def _handle(self, signum, frame):
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+        log.warning("%s: stopping after this batch (again to stop at once).", signal.Signals(signum).name)
+
+    def check(self):
+        if self.signum is not None:
+            checkpoint = self.trainer.checkpoint_callback
+            run = Path(checkpoint.dirpath).parent if checkpoint else None
+            raise Interrupted(self.signum, self.trainer.current_epoch, run)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.check()
+
+    def on_test_batch_end(self, batch, logs=None):
+        self.check()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.check()
+
+
+class _RunLock:
+    """An exclusive lock on `run_dir/.lock` while a run writes there; a second writer is refused."""
+
+    def __init__(self, run_dir):
+        import fcntl
+
+        run_dir = Path(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.file = open(run_dir / ".lock", "a+")
+        try:
+            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.file.seek(0)
+            holder = self.file.read().strip() or "another process"
+            self.file.close()
+            raise CatdogError(f"{run_dir} is in use by another catdog run ({holder}); two runs never share a run "
+                              "directory. Wait for it, or write this run elsewhere (another hydra.run.dir).") from None
+        self.file.seek(0)
+        self.file.truncate()
+        self.file.write(f"pid {os.getpid()}")
+        self.file.flush()
+
+    def release(self):
+        if not self.file.closed:
+            self.file.close()  # closing the file releases the lock
 
 
 class RunExists(CatdogError):

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from catdog.data.images import decode_images
+from catdog.errors import CatdogError
 from catdog.io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -17,8 +18,15 @@ log = logging.getLogger(__name__)
 _FORMAT = 1
 
 
+class DoNotCache(dict):
+    """What `compute` returns for arrays that are right for this run but must not be cached (a transient error)."""
+
+
 def cached_arrays(cache_dir, name: str, key: str, compute) -> dict:
-    """`compute()` -> {name: array}, stored once as `cache_dir/<name>-<key>.npz` and read back after."""
+    """`compute()` -> {name: array}, stored once as `cache_dir/<name>-<key>.npz` and read back after.
+
+    The cache is optional: a folder that cannot be written (read-only, full, a file) is a warning, and the
+    run goes on with the arrays it computed. Temporaries left by killed writers are removed."""
     file = Path(cache_dir).expanduser() / f"{name}-{key}.npz"
     if file.is_file():
         try:
@@ -27,11 +35,36 @@ def cached_arrays(cache_dir, name: str, key: str, compute) -> dict:
         except (OSError, ValueError, zipfile.BadZipFile) as exc:
             log.warning("Ignoring unreadable cache file %s (%s); computing again.", file, exc)
     arrays = compute()
-    with atomic_path(file) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
+    if isinstance(arrays, DoNotCache):
+        return dict(arrays)
+    try:
+        remove_stale_temporaries(file.parent)
+        with atomic_path(file) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays)
+    except (OSError, CatdogError) as exc:
+        log.warning("Could not write the cache file %s (%s); going on without it.", file, exc)
+        return arrays
     log.info("Cached %s in %s", name, file)
     return arrays
+
+
+def remove_stale_temporaries(folder: Path) -> None:
+    """Delete `atomic_path` temporaries (.NAME.PID.tmp) whose writer process is gone."""
+    for tmp in folder.glob(".*.tmp"):
+        pid = tmp.name.rsplit(".", 2)[-2]
+        if pid.isdigit() and not _alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _files_key(paths, image_size, max_pixels) -> str:
@@ -48,8 +81,14 @@ def cached_decode(paths, image_size, max_pixels, cache_dir=None):
         return decode_images(paths, image_size, max_pixels)
 
     def compute():
-        images, good, bad = decode_images(paths, image_size, max_pixels)
-        return {"images": images, "good": good, "bad": np.asarray(json.dumps(bad))}
+        transient = set()
+        images, good, bad = decode_images(paths, image_size, max_pixels, transient=transient)
+        arrays = {"images": images, "good": good, "bad": np.asarray(json.dumps(bad))}
+        if transient:
+            log.warning("Not caching this decode: %d file(s) failed for a reason of the moment (%s); the next run "
+                        "tries them again.", len(transient), ", ".join(sorted(transient)[:5]))
+            return DoNotCache(arrays)
+        return arrays
 
     name = f"images-{image_size[0]}x{image_size[1]}"
     z = cached_arrays(cache_dir, name, _files_key(paths, image_size, max_pixels), compute)

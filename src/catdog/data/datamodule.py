@@ -121,17 +121,20 @@ class ImageFolderDataModule:
     def num_images(self, split: str) -> int:
         return len(self.arrays[split][1])
 
-    def dataset(self, split, *, shuffle=False, augment=None, limit_batches=None):
+    def dataset(self, split, *, shuffle=False, augment=None, limit_batches=None, first_epoch=0):
         """Batches of the decoded images of `split` (`loaders.array_loader`)."""
         return array_loader(*self.arrays[split], self.batch_size, loader=self.loader,
-                            seed=self.seed if shuffle else None, augment=augment, limit_batches=limit_batches)
+                            seed=self.seed if shuffle else None, augment=augment, limit_batches=limit_batches,
+                            first_epoch=first_epoch)
 
     def steps_per_epoch(self, limit_batches=None):
         """None: the training pipeline is finite, one pass per epoch."""
         return None
 
-    def train_dataloader(self, limit_batches=None):
-        return self.dataset("train", shuffle=True, augment=self.augment, limit_batches=limit_batches)
+    def train_dataloader(self, limit_batches=None, first_epoch=0):
+        """Shuffled (in an order set by `seed` and the epoch) and augmented training batches."""
+        return self.dataset("train", shuffle=True, augment=self.augment, limit_batches=limit_batches,
+                            first_epoch=first_epoch)
 
     def val_dataloader(self, limit_batches=None):
         return self.dataset("val", limit_batches=limit_batches)

@@ -43,6 +43,10 @@ def list_image_folder(directory, class_names=None) -> ImageFolder:
         raise CatdogError(f"Image folder {directory} does not exist or is not a directory.")
     found = sorted(d.name for d in directory.iterdir() if d.is_dir() and not d.name.startswith("."))
     classes = list(class_names) if class_names is not None else found
+    for name in classes:  # class names are data, never paths out of `directory`
+        if not isinstance(name, str) or name in ("", ".", "..") or "/" in name or "\\" in name or "\0" in name:
+            raise CatdogError(f"Class name {name!r} is not a folder name inside {directory}; class names are data, "
+                              "never paths.")
     if class_names is None and len(classes) < 2:
         raise CatdogError(
             f"{directory} has {len(classes)} class folder(s) ({', '.join(classes) or 'none'}); "
@@ -81,8 +85,16 @@ def load_image(path, image_size, max_pixels=Image.MAX_IMAGE_PIXELS) -> np.ndarra
         return np.asarray(img, dtype=np.uint8)
 
 
-def decode_images(paths, image_size, max_pixels=Image.MAX_IMAGE_PIXELS, workers=None):
+def is_transient(exc: BaseException) -> bool:
+    """An error of the moment (memory, permissions, I/O), not of the file's content: never cached as unreadable.
+    Pillow reports a bad file with its own types, or with an OSError that carries no errno."""
+    return isinstance(exc, MemoryError) or (isinstance(exc, OSError) and exc.errno is not None)
+
+
+def decode_images(paths, image_size, max_pixels=Image.MAX_IMAGE_PIXELS, workers=None, transient=None):
     """Decode every file once; returns (uint8 array of the good ones, their indices, {path: error}).
+
+    `transient`, a set, receives the paths whose failure `is_transient`.
 
     `max_pixels` (0 or None: no limit) replaces Pillow's own guard while decoding, which refuses twice
     Pillow's limit before `load_image` could allow more; Pillow's setting is restored afterwards."""
@@ -91,6 +103,8 @@ def decode_images(paths, image_size, max_pixels=Image.MAX_IMAGE_PIXELS, workers=
         try:
             return load_image(path, image_size, max_pixels), None
         except Exception as exc:  # Pillow raises many types for bad files
+            if transient is not None and is_transient(exc):
+                transient.add(path)
             return None, f"{type(exc).__name__}: {exc}"
 
     pillows_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None

@@ -1,12 +1,25 @@
 """The image classification task: what a checkpoint holds, and where custom training logic goes."""
 
+import re
+
 import keras
 from keras import layers
 
 from catdog.errors import CatdogError
-from catdog.models.layers import leaf_layers, use_xla_cpu_layers
+from catdog.models import layers as model_layers  # a module: Keras' import hook may load this one half-way
 
 POOLING = {"flatten": layers.Flatten, "max": layers.GlobalMaxPooling2D, "avg": layers.GlobalAveragePooling2D}
+
+
+def _check_learning_rate(optimizer):
+    """A learning rate that is not a positive number trains to nonsense: refuse it, naming the key."""
+    if isinstance(optimizer, keras.optimizers.Optimizer):
+        rate = optimizer.get_config().get("learning_rate")
+    else:
+        rate = getattr(optimizer, "keywords", {}).get("learning_rate")
+    if isinstance(rate, bool) or (rate is not None and not isinstance(rate, (int, float, dict))) or (
+            isinstance(rate, (int, float)) and not 0 < rate < float("inf")):
+        raise CatdogError(f"model.optimizer.learning_rate={rate!r}: must be a positive number.")
 
 
 def _serialize(obj):
@@ -40,6 +53,9 @@ class ImageClassifier(keras.Model):
     def __init__(self, backbone, class_names, image_size=None, preprocessor=None, pooling="avg", dropout=0.0,
                  hidden_units=None, freeze_backbone=False, optimizer="auto", loss="auto", metrics="auto",
                  jit_compile="auto", steps_per_execution=1, xla_cpu_layers=True, head=None, **kwargs):
+        unknown = sorted(set(kwargs) - {"name", "trainable", "dtype"})
+        if unknown:
+            raise CatdogError(f"model: unknown option(s) {', '.join(unknown)} for {type(self).__name__}.")
         class_names = [str(c) for c in class_names]
         if len(class_names) < 2 or len(set(class_names)) != len(class_names):
             raise CatdogError(f"class_names={class_names!r}: a classifier needs at least two distinct class names.")
@@ -49,12 +65,18 @@ class ImageClassifier(keras.Model):
             raise CatdogError(f"model.dropout={dropout!r}: must be in [0, 1).")
         if hidden_units is not None and (not isinstance(hidden_units, int) or hidden_units < 1):
             raise CatdogError(f"model.hidden_units={hidden_units!r}: must be a positive integer or null.")
+        _check_learning_rate(optimizer)
         if image_size is not None:
             image_size = [int(s) for s in image_size]
         if callable(backbone) and not isinstance(backbone, keras.layers.Layer):
             if image_size is None:
                 raise CatdogError("ImageClassifier: a backbone factory needs image_size.")
-            backbone = backbone((*image_size[:2], 3))
+            try:
+                backbone = backbone((*image_size[:2], 3))
+            except ValueError as exc:  # e.g. an image too small for the backbone's convolutions and poolings
+                reason = " ".join(re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).split("Arguments received")[0].split())
+                raise CatdogError(f"model.backbone cannot be built for images of {image_size[0]}x{image_size[1]} "
+                                  f"(dataset.image_size): {reason}") from exc
         input_shape = tuple(image_size) if image_size is not None and len(image_size) != 2 else None
         if input_shape is None:
             input_shape = (*image_size, 3) if image_size is not None else tuple(backbone.input_shape[1:])
@@ -89,12 +111,14 @@ class ImageClassifier(keras.Model):
         self.compile_defaults = {"optimizer": optimizer, "loss": loss, "metrics": metrics, "jit_compile": jit_compile,
                                  "steps_per_execution": steps_per_execution}
         if xla_cpu_layers:
-            use_xla_cpu_layers(self)
+            model_layers.use_xla_cpu_layers(self)
 
     # --- Keras' task defaults, as keras-hub's compile(optimizer="auto", ...) ---
     def compile(self, optimizer="auto", loss="auto", metrics="auto", **kwargs):
         defaults = self.compile_defaults
-        optimizer = defaults["optimizer"] if optimizer == "auto" else optimizer
+        if optimizer == "auto":
+            optimizer = defaults["optimizer"] if isinstance(defaults["optimizer"], (str, keras.optimizers.Optimizer)) \
+                else self.configure_optimizer()
         loss = defaults["loss"] if loss == "auto" else loss
         metrics = defaults["metrics"] if metrics == "auto" else metrics
         kwargs.setdefault("jit_compile", defaults["jit_compile"])
@@ -105,10 +129,15 @@ class ImageClassifier(keras.Model):
             metrics=["accuracy"] if metrics == "auto" else list(metrics), **kwargs)
 
     def configure_optimizer(self, learning_rate=None):
-        """A fresh optimizer like the configured one (Adam by default), at `learning_rate` when given."""
+        """A fresh optimizer like the configured one (an optimizer, or a function that makes one, as
+        `_partial_: true` in config gives; Adam(1e-3) by default), at `learning_rate` when given."""
         configured = self.compile_defaults["optimizer"]
         if configured == "auto":
             configured = keras.optimizers.Adam(1e-3)
+        if not isinstance(configured, keras.optimizers.Optimizer):
+            rate = learning_rate if learning_rate is not None else getattr(configured, "keywords", {}).get(
+                "learning_rate")
+            return configured() if rate is None else configured(learning_rate=float(rate))
         config = configured.get_config()
         if learning_rate is not None:
             config["learning_rate"] = learning_rate
@@ -125,7 +154,7 @@ class ImageClassifier(keras.Model):
         excepted; returns how many layers with weights now train."""
         if self.backbone is None:
             raise CatdogError(f"{self.name} has no backbone to unfreeze.")
-        leaves = list(leaf_layers(self.backbone))
+        leaves = list(model_layers.leaf_layers(self.backbone))
         count = len(leaves) if count < 0 else count
         self.backbone.trainable = count > 0
         for i, layer in enumerate(leaves):
@@ -156,7 +185,7 @@ class ImageClassifier(keras.Model):
         for key in ("backbone", "preprocessor", "head"):
             config[key] = _deserialize(config.get(key))
         backbone = config["backbone"]
-        saved = None if backbone is None else [(layer, layer.trainable) for layer in [backbone, *leaf_layers(backbone)]]
+        saved = None if backbone is None else [(layer, layer.trainable) for layer in [backbone, *model_layers.leaf_layers(backbone)]]
         task = cls(**config)
         for layer, trainable in saved or ():  # a fine-tuning stage's trainable layers, as they were saved
             layer.trainable = trainable
