@@ -43,6 +43,7 @@ def make_images(root: Path, per_class=40, seed=0):
 def command(data, cache, run, ckpt=False):
     args = [sys.executable, "-m", "catdog.train", "experiment=model3", "augment=none", f"dataset.root={data}",
             "dataset.image_size=[32,32]", "dataset.batch_size=8", f"trainer.max_epochs={EPOCHS}",
+            "model.optimizer.learning_rate=1e-4",
             "trainer.verbose=0", f"paths.cache_dir={cache}"]
     return args + ([f"ckpt_path={run}"] if ckpt else [f"hydra.run.dir={run}"])
 

@@ -83,24 +83,6 @@ def merge_flags(current: str, extra: str) -> str:
     return " ".join([*current.split(), *(f for f in extra.split() if f.split("=", 1)[0] not in names)])
 
 
-def use_devices(count: int) -> None:
-    """Data-parallel training over the first `count` devices with keras.distribution (JAX)."""
-    import keras
-
-    if count == 1:
-        return
-    if keras.backend.backend() != "jax":
-        raise CatdogError(f"trainer.devices={count} needs backend=jax (keras.distribution.DataParallel).")
-    devices = keras.distribution.list_devices()
-    if len(devices) < count:
-        raise CatdogError(
-            f"trainer.devices={count}, but only {len(devices)} device(s) are visible ({devices}). On CPU, "
-            f"XLA_FLAGS=--xla_force_host_platform_device_count={count} makes {count} host devices."
-        )
-    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices[:count]))
-    logging.getLogger("catdog").info("Data parallel over %s", devices[:count])
-
-
 def active_backend() -> str:
     """The backend Keras actually runs on."""
     import keras

@@ -20,10 +20,16 @@ def config_dir() -> str:
 
 
 def run_dir_of(ckpt_path, default: str) -> str:
-    """The run directory a checkpoint belongs to (RUN/checkpoints/last.keras or RUN itself), else `default`."""
+    """The run directory a checkpoint belongs to (RUN/checkpoints/last.keras, RUN/checkpoints or RUN), else
+    `default`."""
     if ckpt_path in (None, "", "null"):
         return default
+    if ckpt_path in ("last", "best"):
+        raise CatdogError(f"ckpt_path={ckpt_path}: on the command line, give the run directory (or a checkpoint "
+                          "file in it) to resume.")
     path = Path(str(ckpt_path)).expanduser()
+    if path.name == "checkpoints":
+        return str(path.parent)
     if path.is_file() or path.suffix == ".keras":
         return str(path.parent.parent if path.parent.name == "checkpoints" else path.parent)
     return str(path)

@@ -40,6 +40,14 @@ def run_job_in_fresh_process(module: str):
     return json.loads(metrics.read_text()) if metrics.is_file() else None
 
 
+def resume_hint(config_name: str, run_dir) -> str:
+    """" To resume: <this command with ckpt_path=run_dir>", or "" without a run to resume."""
+    if run_dir is None:
+        return ""
+    args = [a for a in sys.argv[1:] if not a.startswith(("ckpt_path=", "hydra.run.dir="))]
+    return f" To resume: python -m catdog.{config_name} {' '.join(args)} ckpt_path={run_dir}"
+
+
 def hydra_entry(config_name: str):
     """`@hydra.main` over catdog's conf/, printing a CatdogError as one paragraph instead of a traceback."""
 
@@ -49,16 +57,14 @@ def hydra_entry(config_name: str):
             try:
                 return task(cfg)
             except CatdogError as exc:
-                message = str(exc)
-                if getattr(exc, "run_dir", None) is not None:  # the command that resumes it
-                    args = [a for a in sys.argv[1:] if not a.startswith(("ckpt_path=", "hydra.run.dir="))]
-                    message += f" To resume: python -m catdog.{config_name} {' '.join(args)} ckpt_path={exc.run_dir}"
-                log.error("%s", message)
+                log.error("%s", str(exc) + resume_hint(config_name, getattr(exc, "run_dir", None)))
                 if HydraConfig.get().mode == RunMode.MULTIRUN:
                     raise  # the launcher records the failed job and the sweep goes on
                 sys.exit(getattr(exc, "exit_code", 1))
             except KeyboardInterrupt:  # a second Ctrl-C, or one outside the training loop
-                log.error("Interrupted.")
+                run = Path(HydraConfig.get().runtime.output_dir)
+                resumable = (run / "checkpoints" / "last.keras").is_file() and not (run / "metrics.json").is_file()
+                log.error("Interrupted.%s", resume_hint(config_name, run if resumable else None))
                 sys.exit(130)
 
         return hydra.main(version_base="1.3", config_path=config_dir(), config_name=config_name)(guarded)

@@ -228,7 +228,7 @@ class FeatureCache:
         """The feature data module of `task`'s current features model, set up once."""
         data = FeatureDataModule(datamodule, task.features, self.views, self.batch_size,
                                  self.cache_dir or datamodule.cache_dir, max_images, self.runtime)
-        key = data._model_key()
+        key = (data._model_key(), id(datamodule), tuple(sorted((max_images or {}).items())))
         if key not in self._data:
             data.setup()
             self._data[key] = data

@@ -144,6 +144,7 @@ class TensorBoardLogger(Logger):
         self.callback.set_params(params)
 
     def on_train_begin(self, logs=None):
+        self._write_hyperparams()
         self.callback.on_train_begin(logs)
 
     def on_train_end(self, logs=None):
@@ -178,9 +179,19 @@ class TensorBoardLogger(Logger):
             write(tf)
         writer.close()
 
+    _hyperparams = None
+
     def log_hyperparams(self, params):
-        text = "\n".join(f"    {k}: {v}" for k, v in flatten(params).items())
-        self._write(lambda tf: tf.summary.text("hyperparameters", text, step=0))
+        self._hyperparams = params  # written once training starts: a run the Trainer refuses gets nothing
+
+    def _write_hyperparams(self):
+        params, self._hyperparams = self._hyperparams, None
+        if params:
+            text = "\n".join(f"    {k}: {v}" for k, v in flatten(params).items())
+            self._write(lambda tf: tf.summary.text("hyperparameters", text, step=0))
+
+    def finalize(self, status="success"):
+        self._write_hyperparams()
 
     def log_metrics(self, metrics, step=None):
         def write(tf):

@@ -18,8 +18,9 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from catdog.backend import tensorflow_imported
 from catdog.callbacks import Callback, EpochTimer, ModelCheckpoint
-from catdog.checkpoint import load_optimizer_state, mark_finished, read_state, save_checkpoint
+from catdog.checkpoint import load_optimizer_state, load_variables, mark_finished, read_state, save_checkpoint
 from catdog.config import PRECISIONS
 from catdog.errors import CatdogError
 from catdog.history import summarise
@@ -64,6 +65,7 @@ class Trainer:
         self.current_epoch, self.stage_index, self.stage_start = 0, 0, 0
         self.datamodule = self.task = self._fit_task = None
         self.callback_metrics: dict = {}
+        self._setup_seconds = None  # process start to the first epoch
         self.timer = EpochTimer()
         keras.config.set_dtype_policy(precision)
         _use_devices(devices)
@@ -101,8 +103,10 @@ class Trainer:
 
     def save_checkpoint(self, path, epochs_done: int, **state) -> None:
         """The task and this trainer's state (plus the training optimizer's variables) to `path`, atomically."""
-        optimizer = self._fit_task.optimizer if self._fit_task is not None else None
-        save_checkpoint(path, self.task, {**self.state_dict(epochs_done), **state}, optimizer)
+        fitting = self._fit_task
+        variables = None if fitting is None else {"optimizer": fitting.optimizer.variables,
+                                                  "non_trainable": fitting.non_trainable_variables}
+        save_checkpoint(path, self.task, {**self.state_dict(epochs_done), **state}, variables)
 
     def _resolve(self, ckpt_path) -> Path:
         path = Path(ckpt_path).expanduser() if ckpt_path not in ("last", "best") else None
@@ -149,9 +153,14 @@ class Trainer:
         if ckpt_path is not None:
             path = self._resolve(ckpt_path)
             state = read_state(path)
-            if state.get("finished"):
-                raise RunExists(f"ckpt_path={ckpt_path}: that run is finished (fit and test), and a finished "
-                                "run is never restarted or overwritten.", None)
+            for last_of_run in {path.parent / "last.keras", last} - {None}:
+                if last_of_run.is_file() and read_state(last_of_run).get("finished"):
+                    raise RunExists(f"ckpt_path={ckpt_path}: its run is finished (fit and test), and a finished "
+                                    "run is never restarted or overwritten.", None)
+            names = [s.name for s in self.stages]
+            if state["stages"] != names:
+                raise CatdogError(f"ckpt_path={ckpt_path} was trained in the stages {state['stages']}, not {names}; "
+                                  "resume it with the configuration it started with.")
             with warnings.catch_warnings():  # the optimizer's state is restored with its stage
                 warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
                 task.load_weights(path)
@@ -164,7 +173,6 @@ class Trainer:
             if state.get("fit_complete"):
                 log.info("Its fit is complete: nothing left to train.")
                 return self.history
-        self._setup_seconds = None
         with _StopOnSignal(self) as self._stopper:
             self._fit_stages(task, datamodule, state, path)
         return self.history
@@ -178,6 +186,7 @@ class Trainer:
             self.stage_start = state["stage_start"] if resume else self.current_epoch
             self._fit_stage(task, datamodule, stage, path if resume else None)
             self.save_checkpoint_if_enabled(self.current_epoch, stage=index + 1, stage_start=self.current_epoch)
+            self._stopper.check()
         self.stage_index = len(self.stages)
         self.save_checkpoint_if_enabled(self.current_epoch, fit_complete=True)
 
@@ -187,15 +196,21 @@ class Trainer:
             self.save_checkpoint(checkpoint.last_model_path, epochs_done, **state)
 
     def _fit_stage(self, task, datamodule, stage, resume_path):
-        if stage.unfreeze_backbone_layers is not None:
-            trainable = task.set_trainable_backbone_layers(stage.unfreeze_backbone_layers)
+        unfreeze = stage.unfreeze_backbone_layers
+        if unfreeze is None and resume_path is not None:  # "as it is": as the stages before this one left it
+            unfreeze = next((s.unfreeze_backbone_layers for s in reversed(self.stages[:self.stage_index])
+                             if s.unfreeze_backbone_layers is not None), None)
+        if unfreeze is not None:
+            trainable = task.set_trainable_backbone_layers(unfreeze)
             log.info("Stage %s: %d backbone layers with weights train (BatchNormalization stays frozen)",
-                     stage.name, trainable if stage.unfreeze_backbone_layers else 0)
+                     stage.name, trainable if unfreeze else 0)
         fit_task, data = self._strategy(task, datamodule)
+        self._stopper.check()  # a signal during the feature pass
         self._fit_task = fit_task
         fit_task.compile(optimizer=task.configure_optimizer(stage.learning_rate))
         if resume_path is not None:
             load_optimizer_state(resume_path, fit_task.optimizer, fit_task.trainable_variables)
+            load_variables(resume_path, "non_trainable", fit_task.non_trainable_variables)  # Dropout's seeds
         epochs = 1 if self.fast_dev_run else stage.epochs
         log.info("Stage %s: epochs %d-%d, %d trainable of %d parameters", stage.name, self.stage_start + 1,
                  self.stage_start + epochs, _count(fit_task.trainable_weights), task.count_params())
@@ -267,16 +282,25 @@ class Trainer:
         datamodule = self.datamodule
         describe = getattr(datamodule, "describe", None)
         self.callback_metrics = {**self.summary(datamodule), **(describe() if describe else {}), **(metrics or {})}
-        for logger in self.loggers:
-            logger.log_metrics(self.callback_metrics, step=self.current_epoch)
-            logger.log_provenance(self.provenance())
-        for logger in self.loggers:
-            logger.finalize("success")
-        checkpoint = self.checkpoint_callback
-        if checkpoint is not None and checkpoint.save_last and Path(checkpoint.last_model_path).is_file():
-            mark_finished(checkpoint.last_model_path)
-        if getattr(self, "_lock", None) is not None:
-            self._lock.release()
+        failed = None
+        try:
+            for logger in self.loggers:  # each one on its own: a failing store does not cost the others theirs
+                try:
+                    logger.log_metrics(self.callback_metrics, step=self.current_epoch)
+                    logger.log_provenance(self.provenance())
+                    logger.finalize("success")
+                except Exception as exc:  # loggers' stores (files, databases) raise many types
+                    log.error("Logger %s failed: %s: %s", type(logger).__name__, type(exc).__name__, exc)
+                    failed = failed or exc
+            if failed is not None:
+                raise CatdogError(f"A logger could not record this run ({failed}); the checkpoints are intact, and "
+                                  "the run can be tested again with ckpt_path.") from failed
+            checkpoint = self.checkpoint_callback
+            if checkpoint is not None and checkpoint.save_last and Path(checkpoint.last_model_path).is_file():
+                mark_finished(checkpoint.last_model_path)
+        finally:
+            if getattr(self, "_lock", None) is not None:
+                self._lock.release()
         return self.callback_metrics
 
     def predict_split(self, task, datamodule, split="val") -> np.ndarray:
@@ -290,7 +314,9 @@ class Trainer:
         self._load(task, ckpt_path)
         if hasattr(dataloader, "predict_dataloader"):
             dataloader = dataloader.predict_dataloader()
-        return keras.ops.convert_to_numpy(keras.ops.softmax(task.predict(dataloader, verbose=0), axis=-1))
+        from catdog.inference import softmax
+
+        return softmax(task.predict(dataloader, verbose=0))
 
     # --- what a run reports ---
     def summary(self, datamodule) -> dict:
@@ -313,7 +339,7 @@ class Trainer:
                 "jax_compilation_cache_dir": os.environ.get("JAX_COMPILATION_CACHE_DIR"),
                 "feature_runtime": getattr(self.feature_cache, "resolved_runtime", None),
                 "peak_rss_mb": peak_rss_mb(), "peak_rss_children_mb": peak_rss_mb(resource.RUSAGE_CHILDREN),
-                "tensorflow_imported": "tensorflow" in __import__("sys").modules,
+                "tensorflow_imported": tensorflow_imported(),
                 "run_seconds": time.perf_counter() - self._created, "versions": package_versions(),
                 "cpu": cpu_info()}
 
@@ -343,9 +369,11 @@ class _StopOnSignal(keras.callbacks.Callback):
             self.previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, kind, value, traceback):
         for s, handler in self.previous.items():
             signal.signal(s, handler)
+        if kind is None:
+            self.check()  # a signal during the last epoch's saves
 
     def _handle(self, signum, frame):
         if self.signum is not None:
@@ -356,8 +384,7 @@ class _StopOnSignal(keras.callbacks.Callback):
     def check(self):
         if self.signum is not None:
             checkpoint = self.trainer.checkpoint_callback
-            run = Path(checkpoint.dirpath).parent if checkpoint else None
-            raise Interrupted(self.signum, self.trainer.current_epoch, run)
+            raise Interrupted(self.signum, self.trainer.current_epoch, self.trainer.run_dir if checkpoint else None)
 
     def on_train_batch_end(self, batch, logs=None):
         self.check()
@@ -370,30 +397,38 @@ class _StopOnSignal(keras.callbacks.Callback):
 
 
 class _RunLock:
-    """An exclusive lock on `run_dir/.lock` while a run writes there; a second writer is refused."""
+    """An exclusive lock on `run_dir/.lock` while a run writes there: a writer in another process is refused.
+    Within one process the lock is shared, so a notebook can fit again after a failed fit."""
+
+    held: dict = {}
 
     def __init__(self, run_dir):
         import fcntl
 
-        run_dir = Path(run_dir)
+        run_dir = Path(run_dir).resolve()
         run_dir.mkdir(parents=True, exist_ok=True)
-        self.file = open(run_dir / ".lock", "a+")
+        self.path = run_dir / ".lock"
+        if self.path in self.held and not self.held[self.path].closed:
+            return
+        file = open(self.path, "a+")
         try:
-            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            self.file.seek(0)
-            holder = self.file.read().strip() or "another process"
-            self.file.close()
+            file.seek(0)
+            holder = file.read().strip() or "another process"
+            file.close()
             raise CatdogError(f"{run_dir} is in use by another catdog run ({holder}); two runs never share a run "
                               "directory. Wait for it, or write this run elsewhere (another hydra.run.dir).") from None
-        self.file.seek(0)
-        self.file.truncate()
-        self.file.write(f"pid {os.getpid()}")
-        self.file.flush()
+        file.seek(0)
+        file.truncate()
+        file.write(f"pid {os.getpid()}")
+        file.flush()
+        self.held[self.path] = file
 
     def release(self):
-        if not self.file.closed:
-            self.file.close()  # closing the file releases the lock
+        file = self.held.pop(self.path, None)
+        if file is not None:
+            file.close()  # closing the file releases the lock
 
 
 class RunExists(CatdogError):

@@ -50,10 +50,10 @@ def cached_arrays(cache_dir, name: str, key: str, compute) -> dict:
 
 
 def remove_stale_temporaries(folder: Path) -> None:
-    """Delete `atomic_path` temporaries (.NAME.PID.tmp) whose writer process is gone."""
-    for tmp in folder.glob(".*.tmp"):
-        pid = tmp.name.rsplit(".", 2)[-2]
-        if pid.isdigit() and not _alive(int(pid)):
+    """Delete the temporaries of atomic writes (.NAME.PID.tmp, .NAME.PID.tmp.keras) whose writer is gone."""
+    for tmp in Path(folder).glob(".*.tmp*"):
+        pids = [part for part in tmp.name.split(".") if part.isdigit()]
+        if pids and not _alive(int(pids[-1])):
             tmp.unlink(missing_ok=True)
 
 

@@ -1,5 +1,6 @@
 """Task models: what is trained, what a checkpoint holds."""
 
 from catdog.tasks.classifier import ImageClassifier
+from catdog.tasks.focal import FocalLossClassifier
 
-__all__ = ["ImageClassifier"]
+__all__ = ["FocalLossClassifier", "ImageClassifier"]

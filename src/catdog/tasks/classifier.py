@@ -134,6 +134,8 @@ class ImageClassifier(keras.Model):
         configured = self.compile_defaults["optimizer"]
         if configured == "auto":
             configured = keras.optimizers.Adam(1e-3)
+        elif isinstance(configured, str):
+            configured = keras.optimizers.get(configured)
         if not isinstance(configured, keras.optimizers.Optimizer):
             rate = learning_rate if learning_rate is not None else getattr(configured, "keywords", {}).get(
                 "learning_rate")
