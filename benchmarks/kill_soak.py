@@ -28,21 +28,21 @@ EPOCHS = 10
 TOLERANCE = 1e-3  # relative, on each epoch's validation loss: the run resumes as if never interrupted
 
 
-def make_images(root: Path, per_class=40, seed=0):
+def make_images(root: Path, per_class=600, seed=0):
     rng = np.random.default_rng(seed)
     for split, n in (("train", per_class), ("validation", per_class // 2)):
         for label, name in enumerate(("cats", "dogs")):
             folder = root / split / name
             folder.mkdir(parents=True, exist_ok=True)
             for i in range(n):
-                img = rng.integers(0, 90, (40, 40, 3), dtype=np.uint8)
-                img[:, slice(0, 20) if label == 0 else slice(20, 40)] += 150
+                img = rng.integers(0, 90, (72, 72, 3), dtype=np.uint8)
+                img[:, slice(0, 36) if label == 0 else slice(36, 72)] += 150
                 Image.fromarray(img).save(folder / f"{name}.{i}.jpg")
 
 
 def command(data, cache, run, ckpt=False):
     args = [sys.executable, "-m", "catdog.train", "experiment=model3", "augment=none", f"dataset.root={data}",
-            "dataset.image_size=[32,32]", "dataset.batch_size=8", f"trainer.max_epochs={EPOCHS}",
+            "dataset.image_size=[64,64]", "dataset.batch_size=8", f"trainer.max_epochs={EPOCHS}",
             "model.optimizer.learning_rate=1e-4",
             "trainer.verbose=0", f"paths.cache_dir={cache}"]
     return args + ([f"ckpt_path={run}"] if ckpt else [f"hydra.run.dir={run}"])
@@ -103,7 +103,7 @@ def main():
         proc = subprocess.Popen(command(data, cache, run, ckpt=resume), env=env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
         mode = rng.choice(["random", "random", "during a write"])
-        deadline = time.time() + (rng.uniform(4, 25) if mode == "random" else 90)
+        deadline = time.time() + (rng.uniform(8, 30) if mode == "random" else 90)
         while proc.poll() is None and time.time() < deadline:
             if mode == "during a write" and writes_in_progress(run, cache):
                 break

@@ -95,7 +95,8 @@ def test_backend_is_chosen_per_process_and_recorded(tiny_data, tmp_path, backend
     ("model.optimizer.learning_rate=-1", "model.optimizer.learning_rate=-1: must be a positive number"),
     ("seed=null", "seed=None: must be a non-negative integer"),
     ("experiment=model1 dataset.image_size=[8,8]", "cannot be built for images of 8x8 (dataset.image_size)"),
-    ("callbacks.model_checkpoint.monitor=val_acc", "monitor='val_acc' is not among"),
+    ("experiment=model1 trainer.fast_dev_run=1 callbacks.model_checkpoint.monitor=val_acc",
+     "monitor='val_acc' is not among"),
 ])
 def test_bad_values_are_one_clear_message_naming_the_key(compose, tiny_data, override, message):
     from catdog.errors import CatdogError
