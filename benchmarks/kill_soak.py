@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+import catdog  # noqa: F401  (registers catdog's task classes once Keras is imported, as a user does)
+
 EPOCHS = 10
 TOLERANCE = 1e-3  # relative, on each epoch's validation loss: the run resumes as if never interrupted
 
@@ -48,8 +50,9 @@ def command(data, cache, run, ckpt=False):
     return args + ([f"ckpt_path={run}"] if ckpt else [f"hydra.run.dir={run}"])
 
 
-def writes_in_progress(run: Path, cache: Path) -> bool:
-    return any(run.glob("checkpoints/.*.tmp.keras")) or any(cache.glob(".*.tmp")) or any(run.glob(".*.tmp"))
+def temporaries(run: Path, cache: Path) -> set:
+    """Files of writes in progress (or left by a killed writer): checkpoint, cache and JSON/CSV temporaries."""
+    return {*run.glob("checkpoints/.*.tmp.keras"), *cache.glob(".*.tmp"), *run.glob(".*.tmp")}
 
 
 def truncated_files(run: Path, cache: Path) -> list[str]:
@@ -57,25 +60,25 @@ def truncated_files(run: Path, cache: Path) -> list[str]:
     import keras
 
     bad = []
-    for path in run.glob("checkpoints/*.keras"):
+    for path in (p for p in run.glob("checkpoints/*.keras") if not p.name.startswith(".")):
         try:
             with zipfile.ZipFile(path) as z:
                 if z.testzip() is not None:
                     raise zipfile.BadZipFile("bad entry")
             keras.saving.load_model(path, compile=False)
         except Exception as exc:  # any failure to open is a truncated or corrupt file
-            bad.append(f"{path.name}: {exc}")
+            bad.append(f"{path.name}: {str(exc)[:200]}")
     for path in cache.glob("*.npz"):
         try:
             with np.load(path) as z:
                 [z[k] for k in z.files]
         except Exception as exc:
-            bad.append(f"{path.name}: {exc}")
+            bad.append(f"{path.name}: {str(exc)[:200]}")
     for path in run.glob("*.json"):
         try:
             json.loads(path.read_text())
         except ValueError as exc:
-            bad.append(f"{path.name}: {exc}")
+            bad.append(f"{path.name}: {str(exc)[:200]}")
     return bad
 
 
@@ -103,9 +106,10 @@ def main():
         proc = subprocess.Popen(command(data, cache, run, ckpt=resume), env=env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
         mode = rng.choice(["random", "random", "during a write"])
+        left_over = temporaries(run, cache)  # a killed writer's, removed by the next write
         deadline = time.time() + (rng.uniform(8, 30) if mode == "random" else 90)
         while proc.poll() is None and time.time() < deadline:
-            if mode == "during a write" and writes_in_progress(run, cache):
+            if mode == "during a write" and temporaries(run, cache) - left_over:
                 break
             time.sleep(0.005 if mode == "during a write" else 0.1)
         if proc.poll() is not None:  # it finished before the kill: start a fresh soak run
