@@ -19,7 +19,7 @@ def download_dataset(url: str, splits, cache_dir=None) -> Path:
         raise CatdogError(
             f"Could not download the dataset from {url} ({exc}). If this machine is offline, point "
             f"dataset.root at a local copy that holds {' and '.join(s + '/' for s in splits)} class folders, e.g. "
-            "dataset.root=../shared/data/cats_and_dogs."
+            "dataset.root=~/data/cats_and_dogs_filtered."
         ) from exc
     for candidate in (extracted, *sorted(p for p in extracted.iterdir() if p.is_dir())):
         if all((candidate / s).is_dir() for s in splits):
