@@ -68,10 +68,10 @@ def truncated_files(run: Path, cache: Path) -> list[str]:
             keras.saving.load_model(path, compile=False)
         except Exception as exc:  # any failure to open is a truncated or corrupt file
             bad.append(f"{path.name}: {str(exc)[:200]}")
-    for path in cache.glob("*.npz"):
+    for path in cache.glob("*.npy"):
         try:
-            with np.load(path) as z:
-                [z[k] for k in z.files]
+            np.asarray(np.load(path, mmap_mode="r")).sum()
+            json.loads(path.with_suffix(".json").read_text())
         except Exception as exc:
             bad.append(f"{path.name}: {str(exc)[:200]}")
     for path in run.glob("*.json"):

@@ -73,10 +73,10 @@ def test_decode_cache_is_reused(tiny_data, tmp_path, monkeypatch):
     dm.setup()
     assert not (tmp_path / "cache").exists()  # setup lists the files; the first loader decodes them
     dm.arrays
-    assert len(list((tmp_path / "cache").glob("*.npz"))) == 3
+    assert len(list((tmp_path / "cache").glob("images-*.npy"))) == 3
     import catdog.data.cache as cache
 
-    monkeypatch.setattr(cache, "decode_images", lambda *a, **k: pytest.fail("decoded twice"))
+    monkeypatch.setattr(cache, "decode_into", lambda *a, **k: pytest.fail("decoded twice"))
     again = datamodule(tiny_data, cache_dir=str(tmp_path / "cache"))
     again.setup()
     np.testing.assert_array_equal(again.arrays["train"][0], dm.arrays["train"][0])

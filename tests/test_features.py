@@ -78,17 +78,17 @@ def test_the_onnx_export_is_kept_and_reused_and_redone_when_unreadable(tmp_path,
     x = np.random.default_rng(0).integers(0, 256, (6, 32, 32, 3)).astype("float32")
     loader = array_loader(x, np.zeros(6, "int32"), 4)
     onnx_file = tmp_path / "cache" / "features.onnx"
-    first = onnx_predict(features, onnx_file)(loader)
+    first = np.concatenate(list(onnx_predict(features, onnx_file)(loader)))
     assert onnx_file.is_file() and first.shape == (6, 1280)
 
     exports = []
     original = keras.Model.export
     monkeypatch.setattr(keras.Model, "export", lambda *a, **k: exports.append(1) or original(*a, **k))
-    np.testing.assert_array_equal(onnx_predict(features, onnx_file)(loader), first)
+    np.testing.assert_array_equal(np.concatenate(list(onnx_predict(features, onnx_file)(loader))), first)
     assert not exports  # read back from the file
 
     onnx_file.write_bytes(b"cut short")
-    np.testing.assert_array_equal(onnx_predict(features, onnx_file)(loader), first)
+    np.testing.assert_array_equal(np.concatenate(list(onnx_predict(features, onnx_file)(loader))), first)
     assert exports == [1] and "unreadable ONNX file" in caplog.text
     assert onnx_file.stat().st_size > 1000  # the file is whole again
 
@@ -105,9 +105,9 @@ def test_augmented_views_are_cached_and_reused(compose, tmp_path, monkeypatch):
 
     metrics = run()
     assert metrics["epochs"] == 1
-    train_cache = list((tmp_path / "cache").glob("features-train-*.npz"))
+    train_cache = list((tmp_path / "cache").glob("features-train-*.npy"))
     assert len(train_cache) == 1
-    assert np.load(train_cache[0])["features"].shape == (3 * 16, 1280)
+    assert np.load(train_cache[0]).shape == (3 * 16, 1280)
     assert len(list((tmp_path / "cache").glob("features-*.onnx"))) == 1  # TensorFlow: the ONNX Runtime pass
 
     calls = []
@@ -120,10 +120,10 @@ def test_augmented_views_are_cached_and_reused(compose, tmp_path, monkeypatch):
     original_export = keras.Model.export
     monkeypatch.setattr(keras.Model, "export", lambda *a, **k: exports.append(1) or original_export(*a, **k))
     run("augment.layers.flip_rotate.factor=0.1")  # other views, the same ONNX file
-    assert calls and not exports and len(list((tmp_path / "cache").glob("features-train-*.npz"))) == 2
+    assert calls and not exports and len(list((tmp_path / "cache").glob("features-train-*.npy"))) == 2
 
     run("model.pooling=avg")  # another features model: its own cache entries
-    assert exports and len(list((tmp_path / "cache").glob("features-train-*.npz"))) == 3
+    assert exports and len(list((tmp_path / "cache").glob("features-train-*.npy"))) == 3
     assert len(list((tmp_path / "cache").glob("features-*.onnx"))) == 2
 
 
@@ -140,7 +140,7 @@ def test_onnxruntime_on_jax_computes_the_features_keras_does_without_tensorflow_
         assert metrics["feature_runtime"] == runtime and not metrics["tensorflow_imported"]
         if runtime == "onnxruntime":  # the export's TensorFlow child
             assert metrics["peak_rss_children_mb"] > 100
-        features[runtime] = np.load(next((tmp_path / runtime).glob("features-train-*.npz")))["features"]
+        features[runtime] = np.load(next((tmp_path / runtime).glob("features-train-*.npy")))
     assert features["keras"].shape == (8, 1280)
     np.testing.assert_allclose(features["onnxruntime"], features["keras"], atol=1e-4 * np.abs(features["keras"]).max())
 
@@ -197,6 +197,5 @@ def test_a_fast_dev_run_computes_only_the_features_it_uses(compose, tmp_path):
                    "dataset.image_size=[32,32]", "dataset.batch_size=4", "trainer.verbose=0",
                    "trainer.feature_cache.views=3", "trainer.fast_dev_run=1"])
     assert train(cfg)["epochs"] == 1
-    cached = {p.name.split("-")[1]: np.load(p)["features"].shape[0]
-              for p in (tmp_path / "cache").glob("features-*.npz")}
+    cached = {p.name.split("-")[1]: np.load(p).shape[0] for p in (tmp_path / "cache").glob("features-*.npy")}
     assert cached == {"train": 3 * 4, "val": 4, "test": 4}  # one batch of 4 images per split, 3 views of train

@@ -290,7 +290,7 @@ def test_a_transient_decode_failure_is_not_cached_and_stale_temporaries_go(tiny_
     paths = sorted(str(p) for p in (tiny_data / "train" / "cats").iterdir())
     cache = tmp_path / "cache"
     cache.mkdir()
-    stale = cache / ".images-8x8-0123.npz.999999999.tmp"  # a killed writer's, pid long gone
+    stale = cache / ".images-8x8-0123.npy.999999999.tmp"  # a killed writer's, pid long gone
     stale.write_bytes(b"\0" * 1024)
     load = images_module.load_image
 
@@ -301,10 +301,10 @@ def test_a_transient_decode_failure_is_not_cached_and_stale_temporaries_go(tiny_
 
     monkeypatch.setattr(images_module, "load_image", flaky)
     _, good, bad = cached_decode(paths, (8, 8), 0, cache)
-    assert list(bad) == [paths[0]] and not list(cache.glob("*.npz"))  # skipped this time, not cached for good
+    assert list(bad) == [paths[0]] and not list(cache.glob("*.npy"))  # skipped this time, not cached for good
     monkeypatch.setattr(images_module, "load_image", load)
     _, good, bad = cached_decode(paths, (8, 8), 0, cache)
-    assert not bad and len(good) == len(paths) and len(list(cache.glob("*.npz"))) == 1
+    assert not bad and len(good) == len(paths) and len(list(cache.glob("*.npy"))) == 1
     assert not stale.exists()
 
 

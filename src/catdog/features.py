@@ -16,7 +16,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from catdog.data.cache import cached_arrays
+from catdog.data.cache import cached_rows
 from catdog.data.loaders import array_loader
 from catdog.errors import CatdogError
 from catdog.io import atomic_path
@@ -31,7 +31,7 @@ def layer_configs(layers) -> list:
 
 
 def onnx_predict(model, onnx_file=None):
-    """`model`'s predict(loader) through ONNX Runtime's CPU provider, on Keras' own ONNX export by tf2onnx
+    """`model`'s predictions for each batch of a loader (a generator) through ONNX Runtime's CPU provider, on Keras' own ONNX export by tf2onnx
     (`export_onnx`), 2.2-2.4x as fast as Keras for MobileNetV2 (results/feature_runtime, results/epyc).
     `onnx_file`: where the export is kept, and read back instead of exporting when it is there."""
     import onnxruntime
@@ -51,7 +51,7 @@ def onnx_predict(model, onnx_file=None):
     name = session.get_inputs()[0].name
 
     def predict(loader):
-        return np.concatenate([session.run(None, {name: x})[0] for x, _ in numpy_batches(loader)])
+        return (session.run(None, {name: x})[0] for x, _ in numpy_batches(loader))
 
     return predict
 
@@ -125,7 +125,8 @@ class FeatureDataModule:
         return h.hexdigest()[:24]
 
     def _key(self, split, views, augment) -> str:
-        h = hashlib.sha256(self._split(split)[0].tobytes())
+        images = self._split(split)[0]
+        h = hashlib.sha256(images.fingerprint().encode() if hasattr(images, "fingerprint") else images.tobytes())
         h.update(self._model_key().encode())
         augment_layers = list(augment.layers) if augment is not None else []
         for variable in (v for layer in augment_layers for v in layer.non_trainable_variables):
@@ -139,24 +140,32 @@ class FeatureDataModule:
         return h.hexdigest()[:24]
 
     def _features(self, split, views, augment):
+        """`views` passes of features over the split's images, written batch by batch to rows on disk (in
+        memory without a cache folder)."""
         images, labels = self._split(split)
+        shape = (views * len(labels), *self.features.output_shape[1:])
         if not len(labels):
-            return np.zeros((0, *self.features.output_shape[1:]), "float32"), labels
+            return np.zeros(shape, "float32"), labels
 
-        def compute():
+        def fill(store):
             loader = array_loader(images, labels, self.predict_batch_size, loader=self.images.loader, augment=augment)
-            passes = [self._predict(loader) for _ in range(views)]
-            return {"features": np.concatenate(passes).astype("float32")}
+            row = 0
+            for view in range(views):
+                log.info("Feature pass %d of %d over %d %s images (%s)", view + 1, views, len(labels), split,
+                         self.runtime)
+                for batch in self._predict(loader):
+                    store.write(row, batch)
+                    row += len(batch)
+            return {"rows": row}
 
-        if self.cache_dir:
-            feats = cached_arrays(self.cache_dir, f"features-{split}", self._key(split, views, augment), compute)
-        else:
-            feats = compute()
-        return feats["features"], np.tile(labels, views)
+        key = self._key(split, views, augment) if self.cache_dir else ""
+        feats, _ = cached_rows(self.cache_dir, f"features-{split}", key, shape, "float32", fill)
+        return feats, np.tile(labels, views)
 
     def _predict(self, loader):
+        """The features of each batch of `loader`, a generator."""
         if self.runtime == "keras":
-            return self.features.predict(loader, verbose=0)
+            return (np.asarray(self.features.predict_on_batch(x)) for x, _ in numpy_batches(loader))
         if self._onnx_predict is None:  # one export per features model, and none when every split is cached
             cache = Path(self.cache_dir).expanduser() if self.cache_dir else None
             self._onnx_predict = onnx_predict(self.features, cache and cache / f"features-{self._model_key()}.onnx")

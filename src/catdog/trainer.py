@@ -173,6 +173,8 @@ class Trainer:
             if state.get("fit_complete"):
                 log.info("Its fit is complete: nothing left to train.")
                 return self.history
+        if hasattr(datamodule, "write_manifest"):
+            datamodule.write_manifest(self.run_dir / "manifest.csv")
         with _StopOnSignal(self) as self._stopper:
             self._fit_stages(task, datamodule, state, path)
         return self.history
@@ -221,6 +223,7 @@ class Trainer:
             initial_epoch=self.current_epoch, epochs=self.stage_start + epochs,
             callbacks=self._keras_callbacks(), verbose=self.verbose,
             shuffle=False,  # the training pipeline reshuffles every epoch itself
+            class_weight=datamodule.class_weights() if hasattr(datamodule, "class_weights") else None,
         )
 
     def _strategy(self, task, datamodule):

@@ -1,52 +1,84 @@
-"""A disk cache for arrays computed from data (decoded images, backbone features), written atomically."""
+"""Decode-once caches on disk: decoded images and backbone features as `.npy` files read by rows
+(`store.RowFile`), each beside a `.json` of what the rows are, written so that a kill leaves no half file."""
 
 import hashlib
 import json
 import logging
 import os
-import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
-from catdog.data.images import decode_images
+from catdog.data import images as image_files
+from catdog.data.store import RowArray, RowFile, RowWriter, compact
 from catdog.errors import CatdogError
-from catdog.io import atomic_path
+from catdog.io import write_json
 
 log = logging.getLogger(__name__)
 
-_FORMAT = 1
+_FORMAT = 2
+_CHUNK = 1024  # images in flight at once: memory does not grow with the file list
 
 
 class DoNotCache(dict):
-    """What `compute` returns for arrays that are right for this run but must not be cached (a transient error)."""
+    """What `fill` returns when its rows are right for this run but must not be cached (a transient error)."""
 
 
-def cached_arrays(cache_dir, name: str, key: str, compute) -> dict:
-    """`compute()` -> {name: array}, stored once as `cache_dir/<name>-<key>.npz` and read back after.
+def cached_rows(cache_dir, name: str, key: str, shape, dtype, fill):
+    """(rows, meta): an array of `shape` filled by `fill(store) -> meta` (a dict; `meta["rows"]`, when there,
+    is how many leading rows are kept), stored once as `cache_dir/<name>-<key>.npy` + `.json` and read back by
+    rows after. Without `cache_dir` the array is in memory.
 
-    The cache is optional: a folder that cannot be written (read-only, full, a file) is a warning, and the
-    run goes on with the arrays it computed. Temporaries left by killed writers are removed."""
-    file = Path(cache_dir).expanduser() / f"{name}-{key}.npz"
-    if file.is_file():
+    The cache is optional: a folder that cannot be written (read-only, full, a file) is a warning, and the run
+    goes on in memory. Temporaries left by killed writers are removed."""
+    if not cache_dir:
+        return _in_memory(shape, dtype, fill)
+    file = Path(cache_dir).expanduser() / f"{name}-{key}.npy"
+    meta_file = file.with_suffix(".json")
+    if file.is_file() and meta_file.is_file():
         try:
-            with np.load(file, allow_pickle=False) as z:
-                return {k: z[k] for k in z.files}
-        except (OSError, ValueError, zipfile.BadZipFile) as exc:
+            meta = json.loads(meta_file.read_text())
+            rows = RowFile(file, stop=meta.get("rows"))
+            if rows.shape[1:] == tuple(shape[1:]) and len(rows) == meta.get("rows", shape[0]):
+                return rows, meta
+            log.warning("Ignoring the cache file %s: its shape %s is not %s; computing again.", file, rows.shape,
+                        shape)
+        except (OSError, ValueError) as exc:
             log.warning("Ignoring unreadable cache file %s (%s); computing again.", file, exc)
-    arrays = compute()
-    if isinstance(arrays, DoNotCache):
-        return dict(arrays)
+    tmp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
     try:
+        file.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(file.parent)
-        with atomic_path(file) as tmp:
-            with open(tmp, "wb") as f:
-                np.savez(f, **arrays)
+        store = RowWriter(tmp, shape, dtype)
+    except OSError as exc:
+        log.warning("Could not write the cache file %s (%s); going on without it, in memory.", file, exc)
+        return _in_memory(shape, dtype, fill)
+    try:
+        meta = fill(store)
+        store.close()
+        rows = RowFile(tmp, stop=meta.get("rows"))
+        if isinstance(meta, DoNotCache):
+            rows._read(np.zeros(0, np.int64))  # opens the file: it stays readable once unlinked
+            tmp.unlink()
+            return rows, dict(meta)
+        os.replace(tmp, file)
+        write_json(meta_file, meta)
     except (OSError, CatdogError) as exc:
-        log.warning("Could not write the cache file %s (%s); going on without it.", file, exc)
-        return arrays
+        log.warning("Could not write the cache file %s (%s); going on without it, in memory.", file, exc)
+        return _in_memory(shape, dtype, fill)
+    finally:
+        store.close()
+        tmp.unlink(missing_ok=True)
     log.info("Cached %s in %s", name, file)
-    return arrays
+    return RowFile(file, stop=meta.get("rows")), meta
+
+
+def _in_memory(shape, dtype, fill):
+    store = RowArray(shape, dtype)
+    meta = dict(fill(store))
+    return store.array[:meta.get("rows", shape[0])], meta
 
 
 def remove_stale_temporaries(folder: Path) -> None:
@@ -71,25 +103,60 @@ def _files_key(paths, image_size, max_pixels) -> str:
     h = hashlib.sha256(json.dumps([_FORMAT, list(image_size), max_pixels]).encode())
     for p in paths:
         st = os.stat(p)
-        h.update(f"{os.path.abspath(p)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        h.update(f"{os.path.abspath(p)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
     return h.hexdigest()[:24]
 
 
-def cached_decode(paths, image_size, max_pixels, cache_dir=None):
-    """`decode_images`, read from `cache_dir` when this exact file list was decoded before."""
-    if not cache_dir:
-        return decode_images(paths, image_size, max_pixels)
+def decode_into(paths, image_size, store, max_pixels=Image.MAX_IMAGE_PIXELS, workers=None, transient=None) -> dict:
+    """Decode file i into row i of `store`, in parallel threads (Pillow decodes without the GIL); returns
+    {path: error} for the files that cannot be read. `transient`, a set, receives the paths whose failure
+    `is_transient` (not the file's fault).
 
-    def compute():
+    `max_pixels` (0 or None: no limit) replaces Pillow's own guard while decoding, which refuses twice
+    Pillow's limit before `load_image` could allow more; Pillow's setting is restored afterwards."""
+
+    def one(i):
+        try:
+            store.write(i, image_files.load_image(paths[i], image_size, max_pixels)[None])
+            return None
+        except Exception as exc:  # Pillow raises many types for bad files
+            if isinstance(exc, OSError) and exc.errno in (28, 122):  # ENOSPC, EDQUOT: the cache's disk, not the file
+                raise
+            if transient is not None and image_files.is_transient(exc):
+                transient.add(paths[i])
+            return f"{type(exc).__name__}: {exc}"
+
+    bad = {}
+    pillows_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    try:
+        with ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:
+            for start in range(0, len(paths), _CHUNK):
+                chunk = range(start, min(start + _CHUNK, len(paths)))
+                bad.update({paths[i]: err for i, err in zip(chunk, pool.map(one, chunk)) if err is not None})
+    finally:
+        Image.MAX_IMAGE_PIXELS = pillows_limit
+    return bad
+
+
+def cached_decode(paths, image_size, max_pixels, cache_dir=None):
+    """(images, indices of the readable files, {path: error}): every file decoded once, to uint8 rows of
+    `image_size`, read from `cache_dir` when this exact file list was decoded before."""
+    paths = list(paths)
+
+    def fill(store):
         transient = set()
-        images, good, bad = decode_images(paths, image_size, max_pixels, transient=transient)
-        arrays = {"images": images, "good": good, "bad": np.asarray(json.dumps(bad))}
+        if len(paths) > 500:
+            log.info("Decoding %d images to %dx%d...", len(paths), *image_size)
+        bad = decode_into(paths, image_size, store, max_pixels, transient=transient)
+        good = [i for i, p in enumerate(paths) if p not in bad]
+        meta = {"rows": compact(store, good), "good": good, "bad": bad}
         if transient:
             log.warning("Not caching this decode: %d file(s) failed for a reason of the moment (%s); the next run "
                         "tries them again.", len(transient), ", ".join(sorted(transient)[:5]))
-            return DoNotCache(arrays)
-        return arrays
+            return DoNotCache(meta)
+        return meta
 
     name = f"images-{image_size[0]}x{image_size[1]}"
-    z = cached_arrays(cache_dir, name, _files_key(paths, image_size, max_pixels), compute)
-    return z["images"], z["good"], json.loads(str(z["bad"]))
+    key = _files_key(paths, image_size, max_pixels) if cache_dir else ""
+    images, meta = cached_rows(cache_dir, name, key, (len(paths), *image_size, 3), np.uint8, fill)
+    return images, np.asarray(meta["good"], dtype=np.int64), meta["bad"]

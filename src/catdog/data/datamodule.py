@@ -1,7 +1,6 @@
 """The data module: one place that turns an image folder into train, validation and test pipelines."""
 
 import logging
-import math
 from pathlib import Path
 
 import numpy as np
@@ -9,32 +8,54 @@ import numpy as np
 from catdog.data.cache import cached_decode
 from catdog.data.download import download_dataset
 from catdog.data.images import ImageFolder, list_image_folder
+from catdog.data.layouts import carve_test, check_disjoint, flat_splits, read_manifest, write_manifest
 from catdog.data.loaders import array_loader
 from catdog.errors import CatdogError
 
 log = logging.getLogger(__name__)
 
+LAYOUTS = ("auto", "split", "flat", "manifest")
+
 
 class ImageFolderDataModule:
-    """Train / validation / test from `root/<split>/<class>/*` (Lightning's LightningDataModule role).
+    """Train / validation / test images from a folder or a manifest (Lightning's LightningDataModule role).
 
-    `setup` lists the files and their classes; every image is then decoded and resized once, when a loader
-    first needs it (or read from the shared decode cache). Test is the first `test_fraction` of the
-    validation batches, split once from a shuffle of the file list by `split_seed` (not `seed`, which
-    shuffles the training batches) so test and validation never overlap. `augment`: Keras preprocessing
-    layers (a list, or a dict run in key order) applied to training batches.
+    Layouts (`catdog.data.layouts`), chosen by `layout` (auto: a manifest when given, else split when `root`
+    holds `train_split`/ and `val_split`/, else flat):
+    - split: `root/<train_split>/<class>/`, `root/<val_split>/<class>/` and, if present,
+      `root/<test_split>/<class>/`; without one, test is the first `test_fraction` of the validation batches,
+      split from a shuffle by `split_seed` (the tutorial's fifth);
+    - flat: `root/<class>/`; `val_fraction` of each class held out, `test_fraction` of that is test;
+    - manifest: a CSV of path, label, split (`write_manifest` writes one for every run).
+    Splits that share a file or a file's content are refused. `split_seed` (not `seed`, which shuffles the
+    training batches) draws the splits.
+
+    `setup` lists the files; every image is decoded and resized once, when a loader first needs it, into the
+    decode cache in `cache_dir` (rows on disk, read per batch: memory does not grow with the data; without a
+    `cache_dir` the images are held in memory). `augment`: Keras preprocessing layers (a list, or a dict run in
+    key order) applied to training batches. `class_weight`: null, "balanced" (n / (classes * n_class), as
+    scikit-learn's) or {class name: weight}, for Keras' `fit(class_weight=...)`.
     """
 
     def __init__(self, root=None, url=None, download_dir=None, train_split="train", val_split="validation",
-                 image_size=(160, 160), batch_size=32, test_fraction=0.2, split_seed=0, seed=0, cache_dir=None,
-                 strict=False, max_image_pixels=89478485, loader="numpy", name="images", augment=None):
+                 test_split="test", layout="auto", manifest=None, val_fraction=0.2, image_size=(160, 160),
+                 batch_size=32, test_fraction=0.2, split_seed=0, seed=0, cache_dir=None, strict=False,
+                 max_image_pixels=89478485, loader="numpy", name="images", augment=None, class_weight=None):
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise CatdogError(f"dataset.batch_size={batch_size!r}: must be a positive integer.")
         size = list(image_size)
         if len(size) != 2 or any(not isinstance(s, int) or s < 8 for s in size):
             raise CatdogError(f"dataset.image_size={size!r}: must be [height, width], each at least 8.")
-        if not 0 <= test_fraction < 1:
-            raise CatdogError(f"dataset.test_fraction={test_fraction!r}: must be in [0, 1).")
+        for key, value, low in (("test_fraction", test_fraction, 0), ("val_fraction", val_fraction, 0)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+                raise CatdogError(f"dataset.{key}={value!r}: must be in [0, 1).")
+        if layout not in LAYOUTS:
+            raise CatdogError(f"dataset.layout={layout!r}: must be one of {', '.join(LAYOUTS)}.")
+        if layout == "manifest" and not manifest:
+            raise CatdogError("dataset.layout=manifest needs dataset.manifest=FILE.csv (columns path, label, split).")
+        if not (class_weight is None or class_weight == "balanced" or hasattr(class_weight, "items")):
+            raise CatdogError(f"dataset.class_weight={class_weight!r}: must be null, balanced or "
+                              "{class name: weight}.")
         if loader not in ("numpy", "tf_data"):
             raise CatdogError(f"dataset.loader={loader!r}: must be numpy or tf_data.")
         if loader == "tf_data":
@@ -46,47 +67,86 @@ class ImageFolderDataModule:
         self.augment = _pipeline(augment)
         self.root, self.url, self.download_dir = root, url, download_dir
         self.splits = (train_split, val_split)
+        self.test_split, self.layout, self.manifest, self.val_fraction = test_split, layout, manifest, val_fraction
         self.image_size = tuple(image_size)
         self.batch_size, self.test_fraction, self.split_seed, self.seed = batch_size, test_fraction, split_seed, seed
         self.cache_dir, self.strict, self.max_image_pixels = cache_dir, strict, max_image_pixels
-        self.loader = loader
+        self.loader, self.class_weight = loader, class_weight
         self.folders: dict[str, ImageFolder] = {}
         self._arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.class_names: list[str] = []
         self.skipped: dict[str, str] = {}
 
-    def prepare_data(self) -> Path:
-        """Resolve the data folder, downloading the archive when no local root is given."""
+    def prepare_data(self) -> Path | None:
+        """The data folder (downloading the archive when neither a root nor a manifest is given)."""
+        if self.manifest or self.layout == "manifest":
+            return None
         if self.root:
             root = Path(self.root).expanduser()
-            missing = [s for s in self.splits if not (root / s).is_dir()]
-            if missing:
-                raise CatdogError(
-                    f"dataset.root={self.root} must hold {' and '.join(s + '/' for s in self.splits)} class "
-                    f"folders; missing: {', '.join(missing)}."
-                )
+            if not root.is_dir():
+                raise CatdogError(f"dataset.root={self.root} is not a folder; give a folder of class folders, one "
+                                  f"with {' and '.join(s + '/' for s in self.splits)} class folders, or "
+                                  "dataset.manifest=FILE.csv.")
             return root
         if not self.url:
-            raise CatdogError(f"Set dataset.root to a folder with {' and '.join(s + '/' for s in self.splits)} class "
-                              "folders, or dataset.url to an archive of one.")
+            raise CatdogError("Set dataset.root to a folder of class folders (or of "
+                              f"{' and '.join(s + '/' for s in self.splits)} class folders), dataset.manifest to "
+                              "a CSV of path, label, split, or dataset.url to an archive.")
         return download_dataset(self.url, self.splits, self.download_dir)
+
+    def _layout(self, root) -> str:
+        if self.layout != "auto":
+            return self.layout
+        if root is None:
+            return "manifest"
+        present = [s for s in self.splits if (root / s).is_dir()]
+        if len(present) == 1:
+            missing = [s for s in self.splits if s not in present]
+            raise CatdogError(f"dataset.root={root} has {present[0]}/ but not {missing[0]}/: give both split "
+                              "folders, or set dataset.layout=flat to treat every sub-folder as a class.")
+        return "split" if present else "flat"
 
     def setup(self) -> None:
         """List the splits' files and the class names (idempotent); decoding waits for `arrays`."""
         if self.folders:
             return
         root = self.prepare_data()
-        train = list_image_folder(root / self.splits[0])
-        val = list_image_folder(root / self.splits[1], class_names=train.class_names)
-        self.class_names = train.class_names
-        order = np.random.default_rng(self.split_seed).permutation(len(val))
-        n_test = math.floor(math.ceil(len(val) / self.batch_size) * self.test_fraction) * self.batch_size
-        self.folders = {"train": train, "val": val.subset(order[n_test:]), "test": val.subset(order[:n_test])}
-        self.root_dir = root
+        layout = self._layout(root)
+        if layout == "manifest":
+            folders = read_manifest(self.manifest)
+            if not len(folders["test"]) and len(folders["val"]):
+                folders.update(carve_test(folders["val"], self.test_fraction, self.batch_size, self.split_seed))
+        elif layout == "flat":
+            folders = flat_splits(root, self.val_fraction, self.test_fraction, self.split_seed)
+        else:
+            missing = [s for s in self.splits if not (root / s).is_dir()]
+            if missing:
+                raise CatdogError(f"dataset.root={root} must hold {' and '.join(s + '/' for s in self.splits)} "
+                                  f"class folders (dataset.layout=split); missing: {', '.join(missing)}.")
+            train = list_image_folder(root / self.splits[0])
+            val = list_image_folder(root / self.splits[1], class_names=train.class_names)
+            if self.test_split and (root / self.test_split).is_dir():
+                folders = {"train": train, "val": val,
+                           "test": list_image_folder(root / self.test_split, class_names=train.class_names)}
+            else:
+                folders = {"train": train, **carve_test(val, self.test_fraction, self.batch_size, self.split_seed)}
+        if not len(folders["train"]) or not len(folders["val"]):
+            raise CatdogError(f"{self.manifest or root} gives {len(folders['train'])} training and "
+                              f"{len(folders['val'])} validation images; both need at least one "
+                              f"(dataset.val_fraction={self.val_fraction} for a flat folder).")
+        check_disjoint(folders)
+        self.folders, self.class_names, self.layout_used = folders, folders["train"].class_names, layout
+        self.root_dir = self.manifest or root
+
+    def write_manifest(self, path) -> None:
+        """Every listed file with its class and split (`dataset.manifest=path` reruns on exactly these)."""
+        self.setup()
+        write_manifest(path, self.folders)
 
     @property
     def arrays(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """{split: (uint8 images, labels)}, decoded on first use."""
+        """{split: (uint8 images, labels)}, decoded on first use; the images are rows on disk (a `RowFile`)
+        when there is a `cache_dir`."""
         if not self._arrays:
             self.setup()
             for name, folder in self.folders.items():
@@ -97,6 +157,8 @@ class ImageFolderDataModule:
         return self._arrays
 
     def _decode(self, name: str, folder: ImageFolder):
+        if not len(folder):
+            return np.zeros((0, *self.image_size, 3), np.uint8), folder.labels
         images, good, bad = cached_decode(folder.paths, self.image_size, self.max_image_pixels, self.cache_dir)
         if bad:
             listing = "; ".join(f"{p} ({e})" for p, e in bad.items())
@@ -106,6 +168,20 @@ class ImageFolderDataModule:
             self.skipped.update(bad)
         return images, folder.labels[good]
 
+    def class_weights(self) -> dict[int, float] | None:
+        """Keras' `class_weight` for `fit`: {label: weight}, or None."""
+        if self.class_weight is None:
+            return None
+        self.setup()
+        if self.class_weight == "balanced":
+            counts = np.bincount(self.arrays["train"][1], minlength=len(self.class_names))
+            return {i: float(counts.sum() / (len(counts) * c)) if c else 0.0 for i, c in enumerate(counts)}
+        unknown = sorted(set(self.class_weight) - set(self.class_names))
+        if unknown:
+            raise CatdogError(f"dataset.class_weight names {unknown}, which are not among the classes "
+                              f"{self.class_names}.")
+        return {i: float(self.class_weight.get(name, 1.0)) for i, name in enumerate(self.class_names)}
+
     def label_counts(self, split="train") -> dict[str, int]:
         counts = np.bincount(self.arrays[split][1], minlength=len(self.class_names))
         return {name: int(c) for name, c in zip(self.class_names, counts)}
@@ -113,7 +189,7 @@ class ImageFolderDataModule:
     def describe(self) -> dict:
         """What the metrics record about the data: counts per split and class, the majority baseline, skips."""
         counts = self.label_counts("train")
-        return {"class_names": self.class_names, "label_counts": counts,
+        return {"class_names": self.class_names, "layout": self.layout_used, "label_counts": counts,
                 "baseline_accuracy": max(counts.values()) / sum(counts.values()),
                 "num_images": {s: self.num_images(s) for s in ("train", "val", "test")},
                 "skipped_images": self.skipped}

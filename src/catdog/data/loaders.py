@@ -43,7 +43,7 @@ def without_autotune(ds):
 def tf_data_pipeline(x, y, batch_size, seed=None, augment=None, limit_batches=None, repeat=False):
     import tensorflow as tf
 
-    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    ds = tf.data.Dataset.from_tensor_slices((np.asarray(x), y))  # in memory: rows on disk are read whole
     if seed is not None:
         ds = ds.shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)

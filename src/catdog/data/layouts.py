@@ -1,0 +1,129 @@
+"""Which image is in which split: the three folder layouts, a run's manifest, and the check that splits are
+disjoint.
+
+- split: `root/<train>/<class>/`, `root/<validation>/<class>/` and, optionally, `root/<test>/<class>/`;
+  without a test folder, test is carved from validation by `carve_test` (the tutorial's rule).
+- flat: `root/<class>/`; `val_fraction` of each class is held out, and `test_fraction` of the held-out
+  images of each class is test (`stratified_split`).
+- manifest: a CSV file with the columns path, label, split (train, validation or test); relative paths are
+  relative to the file's folder. Without test rows, test is carved from validation as in the split layout.
+"""
+
+import csv
+import hashlib
+import math
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from catdog.data.images import ImageFolder, list_image_folder
+from catdog.errors import CatdogError
+
+MANIFEST_SPLITS = {"train": "train", "validation": "val", "val": "val", "test": "test"}
+SPLIT_NAMES = {"train": "train", "val": "validation", "test": "test"}
+
+
+def carve_test(val: ImageFolder, test_fraction: float, batch_size: int, seed: int) -> dict[str, ImageFolder]:
+    """The tutorial's test set: the first floor(val_batches * test_fraction) batches of the validation files
+    shuffled by `seed`; the rest stays validation."""
+    order = np.random.default_rng(seed).permutation(len(val))
+    n_test = math.floor(math.ceil(len(val) / batch_size) * test_fraction) * batch_size
+    return {"val": val.subset(order[n_test:]), "test": val.subset(order[:n_test])}
+
+
+def stratified_split(folder: ImageFolder, fraction: float, seed: int) -> tuple[ImageFolder, ImageFolder]:
+    """(kept, held out): `fraction` of each class's files (rounded, shuffled by `seed`) held out, in the
+    original file order within each part."""
+    rng = np.random.default_rng(seed)
+    held = []
+    for label in range(len(folder.class_names)):
+        members = np.flatnonzero(folder.labels == label)
+        held += list(rng.permutation(members)[:round(len(members) * fraction)])
+    mask = np.zeros(len(folder), bool)
+    mask[held] = True
+    return folder.subset(np.flatnonzero(~mask)), folder.subset(np.flatnonzero(mask))
+
+
+def flat_splits(root, val_fraction: float, test_fraction: float, seed: int) -> dict[str, ImageFolder]:
+    folder = list_image_folder(root)
+    train, held = stratified_split(folder, val_fraction, seed)
+    val, test = stratified_split(held, test_fraction, seed + 1)
+    return {"train": train, "val": val, "test": test}
+
+
+def read_manifest(file) -> dict[str, ImageFolder]:
+    """A manifest's splits; an absent split is empty. Class names: the labels, sorted."""
+    file = Path(file).expanduser()
+    try:
+        with open(file, newline="", encoding="utf-8", errors="surrogateescape") as f:
+            rows = list(csv.DictReader(f))
+    except OSError as exc:
+        raise CatdogError(f"dataset.manifest={file}: cannot be read ({exc}).") from exc
+    missing = {"path", "label", "split"} - set(rows[0] if rows else {})
+    if missing:
+        raise CatdogError(f"dataset.manifest={file} needs the columns path, label, split (a header row); "
+                          f"missing: {', '.join(sorted(missing))}.")
+    unknown = sorted({r["split"] for r in rows} - set(MANIFEST_SPLITS))
+    if unknown:
+        raise CatdogError(f"dataset.manifest={file}: unknown split(s) {unknown}; use train, validation or test.")
+    classes = sorted({r["label"] for r in rows})
+    absent = [r["path"] for r in rows if not (file.parent / r["path"]).is_file()]
+    if absent:
+        raise CatdogError(f"dataset.manifest={file} lists {len(absent)} file(s) that do not exist (relative paths "
+                          f"are relative to the manifest's folder): {', '.join(absent[:5])}.")
+    if len(classes) < 2:
+        raise CatdogError(f"dataset.manifest={file} has {len(classes)} label(s); a classifier needs at least two.")
+    splits = {}
+    for split in ("train", "val", "test"):
+        chosen = [r for r in rows if MANIFEST_SPLITS[r["split"]] == split]
+        splits[split] = ImageFolder([str(file.parent / r["path"]) for r in chosen],
+                                    np.asarray([classes.index(r["label"]) for r in chosen], dtype="int32"), classes)
+    return splits
+
+
+def write_manifest(path, folders: dict[str, ImageFolder]) -> None:
+    """path,label,split rows of every split, with absolute paths: `dataset.manifest=path` reads them back."""
+    from catdog.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="", encoding="utf-8", errors="surrogateescape") as f:
+            writer = csv.writer(f)
+            writer.writerow(["path", "label", "split"])
+            for split, folder in folders.items():
+                for p, label in zip(folder.paths, folder.labels):
+                    writer.writerow([str(Path(p).absolute()), folder.class_names[label], SPLIT_NAMES[split]])
+
+
+def check_disjoint(folders: dict[str, ImageFolder]) -> None:
+    """Refuse splits that share an image: the same file (path or link) or the same content. Only files whose
+    size is also found in another split are read."""
+    where = defaultdict(set)
+    by_size = defaultdict(list)
+    for split, folder in folders.items():
+        for p in folder.paths:
+            real = Path(p).resolve()
+            where[real].add(split)
+            by_size[real.stat().st_size].append((split, real))
+    shared = [f"{p} (in {' and '.join(SPLIT_NAMES[s] for s in sorted(splits))})"
+              for p, splits in where.items() if len(splits) > 1]
+    by_content = defaultdict(list)
+    for files in by_size.values():
+        if len({split for split, _ in files}) > 1:
+            for split, real in dict.fromkeys(files):
+                by_content[_digest(real)].append((split, real))
+    for same in by_content.values():
+        if len({split for split, _ in same}) > 1 and len({p for _, p in same}) > 1:
+            shared.append(" = ".join(f"{p} ({SPLIT_NAMES[s]})" for s, p in same) + " (the same content)")
+    if shared:
+        raise CatdogError(f"The splits share {len(shared)} image(s), so validation or test would score images the "
+                          f"model trained on: {'; '.join(shared[:10])}{' ...' if len(shared) > 10 else ''}. "
+                          "Remove the duplicates from all but one split (or fix dataset.manifest).")
+
+
+def _digest(path) -> str:
+    h = hashlib.blake2b()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
