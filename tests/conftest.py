@@ -83,4 +83,4 @@ def run_cli(*args, env=None, cwd=None, timeout=600):
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     full_env.pop("KERAS_BACKEND", None)
     return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, env=full_env,
-                          cwd=cwd, timeout=timeout)
+                          cwd=cwd, timeout=timeout, errors="backslashreplace")

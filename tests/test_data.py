@@ -3,7 +3,7 @@ import pytest
 from PIL import Image
 
 from catdog.data import ImageFolderDataModule, list_image_folder, load_image
-from catdog.data.images import decode_images
+from catdog.data.cache import cached_decode
 from catdog.errors import CatdogError
 
 from conftest import make_image_folders
@@ -130,11 +130,11 @@ def test_pixel_limit_above_pillows_own_is_honoured(tmp_path, monkeypatch):
     path = tmp_path / "big.png"
     Image.new("L", (3000, 3000)).save(path)
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1_000_000)  # Pillow refuses over twice this by itself
-    images, good, bad = decode_images([str(path)], (32, 32), max_pixels=10_000_000)
+    images, good, bad = cached_decode([str(path)], (32, 32), max_pixels=10_000_000)
     assert not bad and images.shape == (1, 32, 32, 3)
     assert Image.MAX_IMAGE_PIXELS == 1_000_000  # Pillow's own setting is left as it was
-    assert not decode_images([str(path)], (32, 32), max_pixels=0)[2]  # 0: no limit
-    assert decode_images([str(path)], (32, 32), max_pixels=1_000_000)[2]
+    assert not cached_decode([str(path)], (32, 32), max_pixels=0)[2]  # 0: no limit
+    assert cached_decode([str(path)], (32, 32), max_pixels=1_000_000)[2]
 
 
 def test_augmented_batches_are_reproducible_from_the_seed(tiny_data):

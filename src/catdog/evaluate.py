@@ -1,4 +1,5 @@
-"""`python -m catdog.evaluate ckpt_path=FILE data_dir=DIR`: overall and per-class accuracy on any class folders."""
+"""`python -m catdog.evaluate ckpt_path=FILE data_dir=DIR`: overall accuracy, and per class accuracy, precision,
+recall and F1, on any class folders (listed as training lists them: `catdog.data.images.list_image_folder`)."""
 
 import logging
 from pathlib import Path
@@ -8,13 +9,14 @@ from omegaconf import DictConfig
 from catdog.backend import use_backend
 from catdog.entry import hydra_entry
 from catdog.errors import CatdogError
-from catdog.io import write_json
+from catdog.io import printable, write_json
 
 log = logging.getLogger("catdog.evaluate")
 
 
 def evaluate(cfg: DictConfig) -> dict:
     use_backend(**cfg.backend)
+    from catdog.analysis import per_class_metrics
     from catdog.backend import active_backend
     from catdog.data.cache import cached_decode
     from catdog.data.images import list_image_folder
@@ -24,7 +26,8 @@ def evaluate(cfg: DictConfig) -> dict:
     folder = list_image_folder(cfg.data_dir, class_names=classes)
     if len(folder.class_names) != model.output_shape[-1]:
         raise CatdogError(f"data_dir={cfg.data_dir} has {len(folder.class_names)} classes "
-                          f"({', '.join(folder.class_names)}) but the model predicts {model.output_shape[-1]}; "
+                          f"({', '.join(map(printable, folder.class_names))}) but the model predicts "
+                          f"{model.output_shape[-1]}; "
                           "evaluate it on folders of the classes it was trained on.")
     images, good, bad = cached_decode(folder.paths, model.input_shape[1:3], cfg.max_image_pixels, cfg.cache_dir)
     if bad and cfg.strict:
@@ -33,9 +36,11 @@ def evaluate(cfg: DictConfig) -> dict:
         raise CatdogError(f"data_dir={cfg.data_dir} holds no readable images.")
     labels = folder.labels[good]
     predicted = predict_probabilities(model, images, cfg.batch_size).argmax(axis=-1)
+    scores = per_class_metrics(labels, predicted, folder.class_names)
     per_class = {
         name: {"images": int((labels == i).sum()),
-               "accuracy": float((predicted[labels == i] == i).mean()) if (labels == i).any() else None}
+               "accuracy": float((predicted[labels == i] == i).mean()) if (labels == i).any() else None,
+               **{k: scores[name][k] for k in ("precision", "recall", "f1")}}
         for i, name in enumerate(folder.class_names)
     }
     result = {
@@ -46,8 +51,9 @@ def evaluate(cfg: DictConfig) -> dict:
     write_json(Path(cfg.paths.output_dir) / "evaluation.json", result)
     log.info("accuracy %.4f on %d images", result["accuracy"], result["images"])
     for name, row in per_class.items():
-        log.info("  %-20s %5d images  accuracy %s", name, row["images"],
-                 "n/a" if row["accuracy"] is None else f"{row['accuracy']:.4f}")
+        log.info("  %-20s %5d images  accuracy %s  precision %.4f  recall %.4f  F1 %.4f", printable(name),
+                 row["images"], "n/a" if row["accuracy"] is None else f"{row['accuracy']:.4f}", row["precision"],
+                 row["recall"], row["f1"])
     return result
 
 

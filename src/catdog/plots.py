@@ -1,9 +1,16 @@
-"""Figures: the tutorial's train-vs-validation accuracy curve, and grouped bars for the comparisons."""
+"""Figures: the tutorial's train-vs-validation accuracy curve, and grouped bars for the comparisons.
+
+Text is drawn as it is written: mathtext is off (a class named `$x_1` or `a$b$c` shows its dollar signs), and
+class names go through `catdog.io.printable` (a newline or an undecodable byte shows as its escape)."""
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+from catdog.io import printable  # noqa: E402
+
+plt.rcParams["text.parse_math"] = False
 
 
 def plot_history(history: dict, path, title: str = "") -> None:
@@ -29,7 +36,7 @@ def plot_samples(images, labels, class_names, path, per_class=3) -> None:
             ax.axis("off")
             if col < len(picks):
                 ax.imshow(images[picks[col]])
-                ax.set_title(name)
+                ax.set_title(printable(name))
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)

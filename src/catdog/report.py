@@ -4,17 +4,20 @@ import argparse
 import csv
 import json
 import os
+import re
 from pathlib import Path
 
 import yaml
 
 from catdog.history import read_history
+from catdog.io import TEXT, printable, write_text
 from catdog.plots import grouped_bars, plt
 
 COLUMNS = ("experiment", "model", "augment", "backend", "seed", "epochs", "best_val_accuracy", "final_val_accuracy",
            "test_accuracy", "median_epoch_seconds", "train_images_per_second", "setup_seconds", "run_seconds",
            "seconds_to_0.97_val", "params_total",
            "params_trainable", "peak_rss_mb", "run")
+PER_CLASS = ("precision", "recall", "f1", "support")  # the figures of each class in val_per_class, test_per_class
 
 
 def read_run(run_dir) -> dict:
@@ -47,7 +50,30 @@ def collect_runs(root) -> tuple[list[dict], list[str]]:
 def _cell(value, column="") -> str:
     if isinstance(value, float):
         return f"{value:.4f}" if column.endswith("accuracy") else f"{value:.3g}" if value < 10 else f"{value:.1f}"
-    return "" if value is None else str(value)
+    return "" if value is None else printable(value).replace("|", "\\|")
+
+
+def markdown_literal(text) -> str:
+    """`text` shown as it is by Markdown (GitHub's too, with its `$` math): one line, every ASCII punctuation
+    character backslash-escaped."""
+    return re.sub(r"([!-/:-@\[-`{-~])", r"\\\1", printable(text))
+
+
+def per_class_table(run: dict) -> str:
+    """A run's `val_per_class` / `test_per_class` (metrics.json) as one Markdown table, a row per class."""
+    splits = [s for s in ("val", "test") if run.get(f"{s}_per_class")]
+    columns = ["class", *(f"{s} {m}" for s in splits for m in PER_CLASS)]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for name in dict.fromkeys(n for s in splits for n in run[f"{s}_per_class"]):
+        cells = [run[f"{s}_per_class"].get(name, {}).get(m) for s in splits for m in PER_CLASS]
+        figures = [f"{c:.4f}" if isinstance(c, float) else _cell(c) for c in cells]
+        lines.append("| " + " | ".join([markdown_literal(name), *figures]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _heading(run: dict) -> str:
+    return (f"\n### {_cell(run['run'])}: {run.get('experiment')} {run['model']} / {run['augment']} / "
+            f"{run['backend']}\n\n")
 
 
 def markdown_table(rows, columns=COLUMNS) -> str:
@@ -89,7 +115,7 @@ def write_report(root, out=None) -> Path:
     out = Path(out or root)
     out.mkdir(parents=True, exist_ok=True)
     runs.sort(key=lambda r: (r.get("experiment") or "", r["model"], r["augment"], r["backend"]))
-    with open(out / "runs.csv", "w", newline="") as f:
+    with open(out / "runs.csv", "w", newline="", **TEXT) as f:
         writer = csv.DictWriter(f, COLUMNS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(runs)
@@ -110,10 +136,15 @@ def write_report(root, out=None) -> Path:
         parts.append("\n## Error analysis (validation)\n")
     for r in analysed:
         run_dir = os.path.relpath(Path(root) / r["run"], out)
-        parts.append(f"\n### {r['run']}: {r.get('experiment')} {r['model']} / {r['augment']} / {r['backend']}\n\n"
-                     f"confusion matrix (rows true, columns predicted): `{r.get('val_confusion_matrix')}`\n\n"
+        parts.append(f"{_heading(r)}confusion matrix (rows true, columns predicted): "
+                     f"`{r.get('val_confusion_matrix')}`\n\n"
                      f"![confusion]({run_dir}/confusion.png) ![mistakes]({run_dir}/mistakes.png)\n")
-    (out / "report.md").write_text("\n".join(parts))
+    scored = [r for r in runs if r.get("val_per_class") or r.get("test_per_class")]
+    if scored:
+        parts.append("\n## Per-class precision, recall and F1\n")
+    for r in scored:
+        parts.append(_heading(r) + per_class_table(r))
+    write_text(out / "report.md", "\n".join(parts))
     return out / "report.md"
 
 

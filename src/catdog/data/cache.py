@@ -14,7 +14,7 @@ from PIL import Image
 from catdog.data import images as image_files
 from catdog.data.store import RowArray, RowFile, RowWriter, compact
 from catdog.errors import CatdogError
-from catdog.io import write_json
+from catdog.io import printable, write_json
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ def cached_decode(paths, image_size, max_pixels, cache_dir=None):
         meta = {"rows": compact(store, good), "good": good, "bad": bad}
         if transient:
             log.warning("Not caching this decode: %d file(s) failed for a reason of the moment (%s); the next run "
-                        "tries them again.", len(transient), ", ".join(sorted(transient)[:5]))
+                        "tries them again.", len(transient), ", ".join(printable(p) for p in sorted(transient)[:5]))
             return DoNotCache(meta)
         return meta
 

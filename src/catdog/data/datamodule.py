@@ -11,6 +11,7 @@ from catdog.data.images import ImageFolder, list_image_folder
 from catdog.data.layouts import carve_test, check_disjoint, flat_splits, read_manifest, write_manifest
 from catdog.data.loaders import array_loader
 from catdog.errors import CatdogError
+from catdog.io import printable
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +162,7 @@ class ImageFolderDataModule:
             return np.zeros((0, *self.image_size, 3), np.uint8), folder.labels
         images, good, bad = cached_decode(folder.paths, self.image_size, self.max_image_pixels, self.cache_dir)
         if bad:
-            listing = "; ".join(f"{p} ({e})" for p, e in bad.items())
+            listing = "; ".join(f"{printable(p)} ({printable(e)})" for p, e in bad.items())
             if self.strict:
                 raise CatdogError(f"{len(bad)} {name} image(s) cannot be read (dataset.strict=true): {listing}")
             log.warning("Skipping %d unreadable %s image(s): %s", len(bad), name, listing)

@@ -19,6 +19,7 @@ import numpy as np
 
 from catdog.data.images import ImageFolder, list_image_folder
 from catdog.errors import CatdogError
+from catdog.io import printable
 
 MANIFEST_SPLITS = {"train": "train", "validation": "val", "val": "val", "test": "test"}
 SPLIT_NAMES = {"train": "train", "val": "validation", "test": "test"}
@@ -71,7 +72,7 @@ def read_manifest(file) -> dict[str, ImageFolder]:
     absent = [r["path"] for r in rows if not (file.parent / r["path"]).is_file()]
     if absent:
         raise CatdogError(f"dataset.manifest={file} lists {len(absent)} file(s) that do not exist (relative paths "
-                          f"are relative to the manifest's folder): {', '.join(absent[:5])}.")
+                          f"are relative to the manifest's folder): {', '.join(map(printable, absent[:5]))}.")
     if len(classes) < 2:
         raise CatdogError(f"dataset.manifest={file} has {len(classes)} label(s); a classifier needs at least two.")
     splits = {}
@@ -105,7 +106,7 @@ def check_disjoint(folders: dict[str, ImageFolder]) -> None:
             real = Path(p).resolve()
             where[real].add(split)
             by_size[real.stat().st_size].append((split, real))
-    shared = [f"{p} (in {' and '.join(SPLIT_NAMES[s] for s in sorted(splits))})"
+    shared = [f"{printable(p)} (in {' and '.join(SPLIT_NAMES[s] for s in sorted(splits))})"
               for p, splits in where.items() if len(splits) > 1]
     by_content = defaultdict(list)
     for files in by_size.values():
@@ -114,7 +115,7 @@ def check_disjoint(folders: dict[str, ImageFolder]) -> None:
                 by_content[_digest(real)].append((split, real))
     for same in by_content.values():
         if len({split for split, _ in same}) > 1 and len({p for _, p in same}) > 1:
-            shared.append(" = ".join(f"{p} ({SPLIT_NAMES[s]})" for s, p in same) + " (the same content)")
+            shared.append(" = ".join(f"{printable(p)} ({SPLIT_NAMES[s]})" for s, p in same) + " (the same content)")
     if shared:
         raise CatdogError(f"The splits share {len(shared)} image(s), so validation or test would score images the "
                           f"model trained on: {'; '.join(shared[:10])}{' ...' if len(shared) > 10 else ''}. "

@@ -55,7 +55,7 @@ class RowFile:
 
     def fingerprint(self) -> str:
         """Which rows of which file version: a cache key that reads no data."""
-        st = os.stat(self.path)
+        st = os.fstat(self._fd) if self._fd is not None else os.stat(self.path)  # open: maybe unlinked
         return hashlib.sha256(f"{os.path.abspath(self.path)}\0{st.st_size}\0{st.st_mtime_ns}\0{self.start}\0"
                               f"{self.stop}".encode()).hexdigest()[:24]
 
