@@ -54,6 +54,14 @@ def test_a_flat_folder_is_split_per_class_and_its_run_writes_a_disjoint_manifest
                 or splits["validation"] & splits["test"])
     assert {r["label"] for r in rows} == {"cats", "dogs", "owls"}
 
+    from catdog.evaluate import evaluate
+
+    manifest = Path(cfg.paths.output_dir) / "manifest.csv"
+    checkpoint = Path(cfg.paths.output_dir) / "checkpoints" / "best.keras"
+    result = evaluate(compose([f"ckpt_path={checkpoint}", f"manifest={manifest}", "split=test"],
+                              config_name="evaluate"))
+    assert result["images"] == 2 and set(result["per_class"]) == {"cats", "dogs", "owls"}
+
     again = module(manifest=str(Path(cfg.paths.output_dir) / "manifest.csv"))
     again.setup()  # the run's manifest gives back exactly its splits, in its order
     dm_default = module(root=str(root))
