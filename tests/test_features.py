@@ -73,6 +73,21 @@ def test_onnxruntime_computes_the_features_keras_does():
     assert FeatureDataModule(images, features).runtime == "onnxruntime"  # auto, on TensorFlow
 
 
+def test_a_model_onnx_runtime_cannot_run_falls_back_to_keras(monkeypatch, caplog):
+    import catdog.features
+
+    def unconvertible(*args, **kwargs):
+        raise RuntimeError("[ONNXRuntimeError] : 10 : INVALID_GRAPH : Erfc is not a registered function")
+
+    monkeypatch.setattr(catdog.features, "onnx_predict", unconvertible)
+    features, images = small_features(), images_of(6)
+    data = FeatureDataModule(images, features, batch_size=4, runtime="onnxruntime")
+    computed = data._features("train", 1, None)[0]
+    keras_data = FeatureDataModule(images, features, batch_size=4, runtime="keras")
+    np.testing.assert_allclose(computed, keras_data._features("train", 1, None)[0], rtol=1e-6)
+    assert data.runtime == "keras" and "computing the features with Keras" in caplog.text
+
+
 def test_the_onnx_export_is_kept_and_reused_and_redone_when_unreadable(tmp_path, monkeypatch, caplog):
     features = small_features()
     x = np.random.default_rng(0).integers(0, 256, (6, 32, 32, 3)).astype("float32")

@@ -10,8 +10,9 @@ EXPECTED = {  # the tutorial's parameter counts: (total, trainable)
     "cnn": (1_355_938, 1_355_938),
     "cnn_scaled": (1_355_938, 1_355_938),
     "mobilenet": (2_340_098, 82_114),
+    "transfer": (2_340_098, 82_114),  # its default backbone is model4's MobileNetV2
 }
-NO_WEIGHTS = {"mobilenet": ["model.backbone.weights=null"]}
+NO_WEIGHTS = {"mobilenet": ["model.backbone.weights=null"], "transfer": ["model.weights=null"]}
 
 
 def trainable(model):

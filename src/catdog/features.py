@@ -168,7 +168,14 @@ class FeatureDataModule:
             return (np.asarray(self.features.predict_on_batch(x)) for x, _ in numpy_batches(loader))
         if self._onnx_predict is None:  # one export per features model, and none when every split is cached
             cache = Path(self.cache_dir).expanduser() if self.cache_dir else None
-            self._onnx_predict = onnx_predict(self.features, cache and cache / f"features-{self._model_key()}.onnx")
+            try:
+                self._onnx_predict = onnx_predict(self.features, cache and cache / f"features-{self._model_key()}.onnx")
+            except Exception as exc:  # tf2onnx and ONNX Runtime raise many types (e.g. ConvNeXt's grouped convs)
+                log.warning("ONNX Runtime cannot run this features model (%s: %s); computing the features with "
+                            "Keras (trainer.feature_cache.runtime=keras skips the attempt).", type(exc).__name__,
+                            str(exc).splitlines()[0][:300] if str(exc) else "")
+                self.runtime = "keras"
+                return self._predict(loader)
         return self._onnx_predict(loader)
 
     def _split(self, split):
