@@ -2,7 +2,8 @@
 
     python benchmarks/data_memory.py [--data DIR] [--out results/data_memory]
 
-1. Peak RSS of the same 1-epoch model1 run at 224 px (30 training and 30 validation batches, empty caches)
+1. Peak RSS of the same 1-epoch model1 run at 224 px (30 training and 30 validation batches, no test split,
+   empty caches)
    on the tutorial's 3,000 photos and on the same photos hard-linked under new names to 5x (15,000): with
    the decode cache on disk (catdog's default) and with `dataset.cache_dir=null` (images in memory).
 2. First-pass decode: plain Pillow in one thread (open, draft, convert, resize) against catdog's decode into
@@ -44,7 +45,7 @@ def train(data, run, cache, size, *extra) -> dict:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     result = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if result.returncode:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{result.stderr[-3000:]}")
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{(result.stdout + result.stderr)[-3000:]}")
     metrics = json.loads((run / "metrics.json").read_text())
     return {**json.loads((run / "provenance.json").read_text()), **metrics}
 
@@ -77,8 +78,9 @@ def main():
         raise SystemExit("Give --data (or CATDOG_DATA): the tutorial's cats_and_dogs_filtered folder.")
     data, out = Path(args.data), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    # no test carved from validation: the copies of one photo would land in both (and be refused)
     limits = ["trainer.max_epochs=1", "trainer.limit_train_batches=30", "trainer.limit_val_batches=30",
-              "test=false"]
+              "test=false", "dataset.test_fraction=0"]
     rows = {}
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         tmp = Path(tmp)
