@@ -97,14 +97,10 @@ def test_optuna_preset_runs_trials_and_report_shows_the_best(tiny_data, tmp_path
     assert f"best value: {best}" in text and "model.optimizer.learning_rate" in text
 
 
-PEER = SHARED / "peer" / "seed_reference.py"
-
-
-@pytest.mark.skipif(not PEER.is_file(), reason="../shared/peer absent")
 def test_bench_runs_the_tutorials_code_then_catdog_on_each_backend(tmp_path):
     data = make_image_folders(tmp_path / "data", train=16, val=80)  # the tutorial's test split needs 5 batches
     out = tmp_path / "bench"
-    result = run_cli("catdog.bench", "models=[]", "peer.experiments=[model1]", "peer.epochs=1", f"peer.script={PEER}",
+    result = run_cli("catdog.bench", "models=[]", "peer.experiments=[model1]", "peer.epochs=1",
                      f"peer.data_root={data}", "peer.weights=unused.weights.h5", f"hydra.run.dir={out}",
                      timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]

@@ -20,6 +20,8 @@ from catdog.report import markdown_table, read_run
 from catdog.run_info import cpu_info, describe_cpu
 
 log = logging.getLogger("catdog.bench")
+# benchmarks/ (the tutorial's pipeline) is in a source checkout, two levels above src/catdog/
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _run(command, **kwargs):
@@ -41,17 +43,24 @@ def step_benchmark(model, backend, cfg) -> dict:
     return json.loads(line.removeprefix("STEPBENCH "))
 
 
+def tutorial_script(cfg) -> Path:
+    """`peer.script`, the tutorial's pipeline; a relative path is taken from the repository root."""
+    script = Path(cfg.peer.script).expanduser()
+    return script if script.is_absolute() else REPO_ROOT / script
+
+
 def peer_comparison(experiment, cfg, out: Path) -> list[dict]:
-    """The same experiment, same epochs and data, by the peer script, then by catdog.train on each of
-    `peer.backends`, one after the other; one row per backend against the same peer run."""
+    """The same experiment, same epochs and data, by the tutorial's pipeline (`peer.script`), then by
+    catdog.train on each of `peer.backends`, one after the other; one row per backend against the same
+    tutorial run."""
     peer_cfg = cfg.peer
     n = experiment.removeprefix("model")
     peer_dir = out / "peer" / experiment
-    result, peer_wall = _run([sys.executable, peer_cfg.script, "--models", n, "--epochs", str(peer_cfg.epochs),
-                              "--in-process", "--data-dir", peer_cfg.data_root, "--weights", peer_cfg.weights,
-                              "--out-dir", str(peer_dir)])
+    result, peer_wall = _run([sys.executable, str(tutorial_script(cfg)), "--models", n,
+                              "--epochs", str(peer_cfg.epochs), "--in-process", "--data-dir", peer_cfg.data_root,
+                              "--weights", peer_cfg.weights, "--out-dir", str(peer_dir)])
     if result.returncode:
-        raise CatdogError(f"peer {experiment} failed: {result.stderr[-1500:]}")
+        raise CatdogError(f"the tutorial's pipeline on {experiment} failed: {result.stderr[-1500:]}")
     peer = {"wall_seconds": peer_wall, "train_images": peer_train_images(Path(peer_cfg.data_root) / "train"),
             **json.loads((peer_dir / "results.jsonl").read_text().splitlines()[-1]),
             **json.loads((peer_dir / f"history_model{n}.json").read_text())}
@@ -148,14 +157,15 @@ def bench(cfg: DictConfig) -> dict:
             log.info("%s/%s: %.1f train images/s", model, backend, steps[-1]["train_images_per_second"])
     peers = []
     if cfg.peer.enabled:
-        if not (cfg.peer.data_root and cfg.peer.weights and Path(cfg.peer.script).is_file()):
-            raise CatdogError("The peer comparison needs peer.script, peer.data_root and peer.weights "
+        if not (cfg.peer.data_root and cfg.peer.weights and tutorial_script(cfg).is_file()):
+            raise CatdogError(f"The comparison with the tutorial's pipeline needs peer.script "
+                              f"({tutorial_script(cfg)}, in a source checkout), peer.data_root and peer.weights "
                               "(or CATDOG_DATA and CATDOG_WEIGHTS); set peer.enabled=false to skip it.")
         for experiment in cfg.peer.experiments:
             for row in peer_comparison(experiment, cfg, out):
                 peers.append(row)
-                log.info("%s on %s: catdog at %.2fx the peer's speed (wall time)", experiment, row["catdog_backend"],
-                         row["wall_speedup"])
+                log.info("%s on %s: catdog at %.2fx the tutorial pipeline's speed (wall time)", experiment,
+                         row["catdog_backend"], row["wall_speedup"])
     cpu = cpu_info()
     result = {"cpu": cpu, "steps": steps, "peer": peers}
     write_json(out / "bench.json", result)
