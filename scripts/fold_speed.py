@@ -4,7 +4,7 @@ plain and folded alternate in one process per backend: `python scripts/fold_spee
 results/fold/report.md. Run it alone on the machine (a few minutes).
 
 In inference mode BatchNormalization is a per-channel scale and shift, so after a linear convolution it can
-live in that convolution's kernel and bias. Measured here it did not pay (README "Performance"), so catdog
+live in that convolution's kernel and bias. Measured here it did not pay (docs/performance.md), so catdog
 does not fold; the folding below is kept with the measurement."""
 
 import json

@@ -2,7 +2,7 @@
 
 On JAX with a CPU, XLA lowers the gradient of max pooling to select-and-scatter and depthwise
 convolutions to grouped convolutions, several times slower than equivalent reshapes, slices and
-multiply-adds (README "Performance"). `use_xla_cpu_layers` gives the matching Keras layers of a model
+multiply-adds (docs/performance.md). `use_xla_cpu_layers` gives the matching Keras layers of a model
 these calls, per instance: the layers stay Keras' own classes with Keras' configs and weights, so a saved
 model holds nothing of catdog's, and the swap applies only where it computes the same result.
 """
