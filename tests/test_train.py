@@ -1,4 +1,8 @@
+import csv
 import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -82,7 +86,7 @@ def test_backend_is_chosen_per_process_and_recorded(tiny_data, tmp_path, backend
 
 
 @pytest.mark.parametrize("override,message", [
-    ("dataset.root=/no/such/dir", "dataset.root=/no/such/dir must hold"),
+    ("dataset.root=/no/such/dir", "dataset.root=/no/such/dir is not a folder"),
     ("trainer.max_epochs=-3", "trainer.max_epochs=-3: must be a positive integer"),
     ("+dataset.no_such_key=1", "unexpected keyword argument 'no_such_key'"),
     ("+trainer.some_key=1", "unexpected keyword argument 'some_key'"),
@@ -94,6 +98,8 @@ def test_backend_is_chosen_per_process_and_recorded(tiny_data, tmp_path, backend
     ("model.optimizer.learning_rate=-1.0", "model.optimizer.learning_rate=-1.0: must be a positive number"),
     ("model.optimizer.learning_rate=-1", "model.optimizer.learning_rate=-1: must be a positive number"),
     ("seed=null", "seed=None: must be a non-negative integer"),
+    ("trainer.devices=2", "trainer.devices=2 needs backend=jax"),  # this process runs TensorFlow
+    ("trainer.num_processes=2", "trainer.num_processes=2 needs trainer.coordinator=HOST:PORT"),
     ("experiment=model1 dataset.image_size=[8,8]", "cannot be built for images of 8x8 (dataset.image_size)"),
     ("experiment=model1 trainer.fast_dev_run=1 callbacks.model_checkpoint.monitor=val_acc",
      "monitor='val_acc' is not among"),
@@ -197,18 +203,29 @@ def test_predict_labels_known_images(compose, tmp_path):
     assert sum(correct) >= 18 and all(0.5 <= r["probability"] <= 1 for r in rows)
 
 
-@pytest.mark.parametrize("devices", [1, 2])
-def test_data_parallel_on_two_cpu_devices_learns_like_one(tmp_path, devices):
+def test_data_parallel_on_two_cpu_devices_learns_like_one(tmp_path):
     data = make_image_folders(tmp_path / "toy", train=40, val=10)
-    run = tmp_path / "run"
-    result = run_cli("catdog.train", *small_run(data, "experiment=model3", "augment=none", "trainer.max_epochs=6",
-                                                "dataset.image_size=[32,32]"),
-                     "backend=jax", f"trainer.devices={devices}", f"hydra.run.dir={run}",
-                     env={"XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
-    assert result.returncode == 0, result.stderr[-2000:]
-    provenance = json.loads((run / "provenance.json").read_text())
-    assert (provenance["backend"], provenance["devices"]) == ("jax", devices)
-    assert json.loads((run / "metrics.json").read_text())["best_val_accuracy"] >= 0.9
+    args = small_run(data, "experiment=model3", "augment=none", "trainer.max_epochs=6", "dataset.image_size=[32,32]")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    env.pop("KERAS_BACKEND", None)
+    started = {devices: subprocess.Popen(
+        [sys.executable, "-m", "catdog.train", *args, "backend=jax", f"trainer.devices={devices}",
+         f"hydra.run.dir={tmp_path / str(devices)}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=env) for devices in (1, 2)}
+    for devices, process in started.items():
+        output = process.communicate(timeout=600)[0]
+        assert process.returncode == 0, output[-2000:]
+        provenance = json.loads((tmp_path / str(devices) / "provenance.json").read_text())
+        assert (provenance["backend"], provenance["devices"]) == ("jax", devices)
+    one, two = ({"metrics": json.loads((tmp_path / str(d) / "metrics.json").read_text()),
+                 "history": list(csv.DictReader((tmp_path / str(d) / "history.csv").read_text().splitlines()))}
+                for d in (1, 2))
+    assert one["metrics"]["best_val_accuracy"] >= 0.9
+    for key in ("best_val_accuracy", "final_val_accuracy", "test_accuracy"):  # the same batches, the same steps
+        assert two["metrics"][key] == pytest.approx(one["metrics"][key], abs=1 / 16), key  # one of 16 images
+    for mine, theirs in zip(two["history"], one["history"]):
+        assert float(mine["val_accuracy"]) == pytest.approx(float(theirs["val_accuracy"]), abs=1 / 16)
+    assert float(two["history"][0]["loss"]) == pytest.approx(float(one["history"][0]["loss"]), rel=1e-3)
 
 
 def test_more_devices_than_visible_is_a_clear_error(tiny_data, tmp_path):

@@ -14,8 +14,9 @@ BACKENDS = ("jax", "tensorflow")
 def use_backend(name: str, xla_flags: str | None = None, compilation_cache_dir: str | None = None,
                 import_tensorflow: bool = True) -> None:
     """Set KERAS_BACKEND to `name`, and XLA_FLAGS and JAX's persistent compilation cache (for these, values
-    already in the environment win); fails if Keras already runs on another backend in this process, and
-    changes nothing if it already runs on this one.
+    already in the environment win; XLA:CPU's flags, `--xla_cpu_*`, only where JAX will run on the CPU: see
+    `jax_accelerator`); fails if Keras already runs on another backend in this process, and changes nothing if
+    it already runs on this one.
 
     `import_tensorflow=False` (JAX only) keeps TensorFlow out of the process: Keras imports it whenever
     it is installed (to seed it, to check types), which costs a JAX run about 0.4 GB of memory.
@@ -37,6 +38,8 @@ def use_backend(name: str, xla_flags: str | None = None, compilation_cache_dir: 
     if not import_tensorflow:
         keep_tensorflow_out()
     os.environ["KERAS_BACKEND"] = name
+    if xla_flags and name == "jax" and jax_accelerator() is not None:
+        xla_flags = without_cpu_flags(xla_flags)  # XLA:CPU's own tuning stays off where JAX runs on a GPU or TPU
     if xla_flags:
         os.environ["XLA_FLAGS"] = merge_flags(os.environ.get("XLA_FLAGS", ""), xla_flags)
     if compilation_cache_dir:
@@ -75,6 +78,30 @@ def keep_tensorflow_out() -> None:
 def tensorflow_imported() -> bool:
     """Whether TensorFlow is loaded in this process (a JAX run records it next to its peak memory)."""
     return "tensorflow" in sys.modules
+
+
+def jax_accelerator(environ=None) -> str | None:
+    """The accelerator JAX will run on, known before it starts: JAX_PLATFORMS' first platform where it is set
+    (None for cpu), else an installed GPU or TPU plugin (jax-cuda*-plugin, jax-rocm*-plugin, libtpu), else None."""
+    environ = os.environ if environ is None else environ
+    platforms = environ.get("JAX_PLATFORMS", "").strip()
+    if platforms:
+        first = platforms.split(",")[0].strip()
+        return None if first == "cpu" else first
+    import importlib.metadata
+    import pkgutil
+
+    plugins = {entry.name for entry in importlib.metadata.entry_points(group="jax_plugins")}
+    if importlib.util.find_spec("jax_plugins") is not None:
+        plugins |= {module.name for module in pkgutil.iter_modules(importlib.import_module("jax_plugins").__path__)}
+    if importlib.util.find_spec("libtpu") is not None:
+        plugins.add("tpu")
+    return next(iter(sorted(plugins)), None)
+
+
+def without_cpu_flags(flags: str) -> str:
+    """`flags` less XLA:CPU's own (`--xla_cpu_*`)."""
+    return " ".join(f for f in flags.split() if not f.startswith("--xla_cpu_"))
 
 
 def merge_flags(current: str, extra: str) -> str:

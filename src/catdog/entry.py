@@ -11,12 +11,26 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 
+from catdog import distributed  # noqa: F401  (its resolvers, for conf/hydra/train.yaml)
 from catdog.config import config_dir
 from catdog.errors import CatdogError
 
 log = logging.getLogger("catdog")
 SWEEP_ONLY = ("hydra.mode=", "hydra.sweep.", "hydra.sweeper", "hydra/sweeper", "hydra.launcher", "hydra/launcher",
               "hydra.run.")
+
+
+# launchers that start every job in a fresh interpreter of its own (`python -m submitit.core._submit`)
+OWN_PROCESS_LAUNCHERS = ("hydra_plugins.hydra_submitit_launcher.",)
+
+
+def runs_in_this_process() -> bool:
+    """Whether the current job runs here: a single run, or a multirun job that its launcher started in a process
+    of its own (submitit), Keras not yet imported; other multirun jobs go to `run_job_in_fresh_process`."""
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        return True
+    return str(hydra_cfg.launcher.get("_target_", "")).startswith(OWN_PROCESS_LAUNCHERS) and "keras" not in sys.modules
 
 
 def run_job_in_fresh_process(module: str):
@@ -44,7 +58,9 @@ def resume_hint(config_name: str, run_dir) -> str:
     """" To resume: <this command with ckpt_path=run_dir>", or "" without a run to resume."""
     if run_dir is None:
         return ""
-    args = [a for a in sys.argv[1:] if not a.startswith(("ckpt_path=", "hydra.run.dir="))]
+    hydra_cfg = HydraConfig.get()
+    given = list(hydra_cfg.overrides.task) if hydra_cfg.mode == RunMode.MULTIRUN else sys.argv[1:]  # a submitit job's
+    args = [a for a in given if not a.startswith(("ckpt_path=", "hydra.run.dir="))]
     return f" To resume: python -m catdog.{config_name} {' '.join(args)} ckpt_path={run_dir}"
 
 

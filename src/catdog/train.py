@@ -1,12 +1,10 @@
 """`python -m catdog.train`: compose, instantiate, fit, test; every output lands in the Hydra run directory."""
 
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from catdog.backend import use_backend
 from catdog.config import build, hyperparameters
-from catdog.entry import hydra_entry, run_job_in_fresh_process
+from catdog.entry import hydra_entry, run_job_in_fresh_process, runs_in_this_process
 from catdog.errors import CatdogError
 
 
@@ -32,9 +30,8 @@ def train(cfg: DictConfig) -> dict:
 
 @hydra_entry("train")
 def main(cfg: DictConfig):
-    multirun = HydraConfig.get().mode == RunMode.MULTIRUN
-    metrics = run_job_in_fresh_process("catdog.train") if multirun else train(cfg)
-    return metrics[cfg.optimized_metric] if cfg.optimized_metric else metrics
+    metrics = train(cfg) if runs_in_this_process() else run_job_in_fresh_process("catdog.train")
+    return metrics[cfg.optimized_metric] if cfg.optimized_metric and metrics else metrics  # ranks > 0: {}
 
 
 if __name__ == "__main__":

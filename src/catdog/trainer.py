@@ -18,10 +18,12 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from catdog import distributed
 from catdog.backend import tensorflow_imported
 from catdog.callbacks import Callback, EpochTimer, ModelCheckpoint
 from catdog.checkpoint import load_optimizer_state, load_variables, mark_finished, read_state, save_checkpoint
 from catdog.config import PRECISIONS
+from catdog.data.loaders import ArrayBatches
 from catdog.errors import CatdogError
 from catdog.history import summarise
 from catdog.stages import as_stages
@@ -33,7 +35,12 @@ class Trainer:
     """Trainer(max_epochs, stages, callbacks, loggers, precision, devices, fast_dev_run, limit_*_batches, ...).
 
     precision: a Keras dtype policy, set here, so build the Trainer before the task.
-    devices: >1 trains data-parallel over that many JAX devices (keras.distribution.DataParallel).
+    devices: >1 trains data-parallel over that many JAX devices (keras.distribution.DataParallel), per process.
+    num_processes, process_id, coordinator: a run of several processes (`catdog.distributed`; the `srun` step's
+        variables fill in what is not given), data-parallel over all their devices. Rank 0 alone writes
+        (checkpoints, loggers, the run lock, the manifest); ranks > 0 return {} from `test` and `finalize`.
+        After a data-parallel fit (devices or processes > 1) the test, predictions and analyses run on one device
+        (rank 0's), on a copy of the task: exact, where sharded batches would carry padding.
     stages: a list of `catdog.stages.Stage` (or dicts); none is one stage of `max_epochs`.
     feature_cache: a `catdog.features.FeatureCache`: how a stage with a frozen backbone trains its head.
     default_root_dir: where `ckpt_path="last"` and a checkpoint callback without a folder look.
@@ -41,7 +48,8 @@ class Trainer:
 
     def __init__(self, max_epochs=20, stages=None, callbacks=(), loggers=(), precision="float32", devices=1,
                  fast_dev_run=False, limit_train_batches=None, limit_val_batches=None, limit_test_batches=None,
-                 feature_cache=None, default_root_dir=".", verbose="auto"):
+                 feature_cache=None, default_root_dir=".", verbose="auto", num_processes=None, process_id=None,
+                 coordinator=None):
         self._created = time.perf_counter()
         if precision not in PRECISIONS:
             raise CatdogError(f"trainer.precision={precision!r}: must be one of {', '.join(PRECISIONS)}.")
@@ -54,21 +62,34 @@ class Trainer:
         if fast_dev_run:
             n = 1 if fast_dev_run is True else int(fast_dev_run)
             limit_train_batches = limit_val_batches = limit_test_batches = n
+        self.processes = distributed.processes(num_processes, process_id, coordinator)
         self.fast_dev_run = bool(fast_dev_run)
         self.stages = as_stages(stages, max_epochs)
         self.callbacks = [c for c in callbacks if c is not None]
-        self.loggers = [lg for lg in loggers if lg is not None]
+        self.loggers = [lg for lg in loggers if lg is not None] if self.is_global_zero else []
         self.limits = {"train": limit_train_batches, "val": limit_val_batches, "test": limit_test_batches}
         self.precision, self.devices, self.feature_cache = precision, devices, feature_cache
         self.default_root_dir, self.verbose = Path(default_root_dir), verbose
         self.history: list[dict] = []  # every epoch's logs, across stages and resumes
         self.current_epoch, self.stage_index, self.stage_start = 0, 0, 0
-        self.datamodule = self.task = self._fit_task = None
+        self.datamodule = self.task = self._fit_task = self._local_task = None
+        self._left = False  # after a data-parallel fit: each process on its own
         self.callback_metrics: dict = {}
         self._setup_seconds = None  # process start to the first epoch
         self.timer = EpochTimer()
         keras.config.set_dtype_policy(precision)
-        _use_devices(devices)
+        _distribute(devices, self.processes)
+        _check_precision_fits(precision)
+        if self.processes.count > 1:
+            runs = distributed.gather_text(str(self.run_dir.resolve()))
+            if len(set(runs)) > 1:
+                raise CatdogError(f"The processes of one run were given different run directories ({', '.join(runs)}"
+                                  " by rank): give every process the same hydra.run.dir.")
+
+    @property
+    def is_global_zero(self) -> bool:
+        """Whether this process writes the run: the only one, or rank 0 of several."""
+        return self.processes.index == 0
 
     # --- the callbacks the loop itself relies on ---
     @property
@@ -102,11 +123,15 @@ class Trainer:
                 "fit_complete": False, "callbacks": {k: c.state_dict() for k, c in self._stateful().items()}}
 
     def save_checkpoint(self, path, epochs_done: int, **state) -> None:
-        """The task and this trainer's state (plus the training optimizer's variables) to `path`, atomically."""
+        """The task and this trainer's state (plus the training optimizer's variables) to `path`, atomically;
+        rank 0's alone (Keras' saving makes variables of its own: local ones, so the others need not join)."""
+        if not self.is_global_zero:
+            return
         fitting = self._fit_task
         variables = None if fitting is None else {"optimizer": fitting.optimizer.variables,
                                                   "non_trainable": fitting.non_trainable_variables}
-        save_checkpoint(path, self.task, {**self.state_dict(epochs_done), **state}, variables)
+        with distributed.local_scope():
+            save_checkpoint(path, self.task, {**self.state_dict(epochs_done), **state}, variables)
 
     def _resolve(self, ckpt_path) -> Path:
         path = Path(ckpt_path).expanduser() if ckpt_path not in ("last", "best") else None
@@ -125,13 +150,42 @@ class Trainer:
         """Run every stage (resuming from `ckpt_path`: "last", a run directory or a checkpoint file); returns
         the per-epoch history."""
         self._check_precision(task)
+        if self._left:
+            raise CatdogError("This trainer's data-parallel fit is over; build a new Trainer (in new processes, for "
+                              "several) for another one.")
         self.task, self.datamodule = task, datamodule
-        self._lock = _RunLock(self.run_dir)
+        self._lock = _RunLock(self.run_dir) if self.is_global_zero else None
         try:
-            return self._fit(task, datamodule, ckpt_path)
+            history = self._fit(task, datamodule, ckpt_path)
         except BaseException:
-            self._lock.release()
+            if self._lock is not None:
+                self._lock.release()
             raise
+        if self.devices > 1 or self.processes.count > 1:
+            self._leave(task)
+        return history
+
+    def _leave(self, task):
+        """End of a data-parallel fit: rank 0 copies the task onto one device of its own, then every process
+        leaves the distribution (and the run of processes)."""
+        if self.is_global_zero:
+            with distributed.local_scope():
+                self._local_task = type(task).from_config(task.get_config())
+                self._local_task.set_weights(task.get_weights())
+        if self.processes.count > 1:
+            distributed.shutdown()
+        keras.distribution.set_distribution(None)
+        self._left = True
+        log.info("Data-parallel fit over%s", "; testing on one device" if self.is_global_zero else "")
+
+    def _alone(self, task):
+        """The task to evaluate or predict with: `task`, or after a data-parallel fit rank 0's copy of it."""
+        if not self._left:
+            return task
+        if not self.is_global_zero:
+            raise CatdogError(f"Process {self.processes.index}: after a multi-process fit, process 0 alone "
+                              "evaluates and predicts.")
+        return self._local_task if task is self.task else task
 
     @property
     def run_dir(self) -> Path:
@@ -173,7 +227,7 @@ class Trainer:
             if state.get("fit_complete"):
                 log.info("Its fit is complete: nothing left to train.")
                 return self.history
-        if hasattr(datamodule, "write_manifest"):
+        if hasattr(datamodule, "write_manifest") and self.is_global_zero:
             datamodule.write_manifest(self.run_dir / "manifest.csv")
         with _StopOnSignal(self) as self._stopper:
             self._fit_stages(task, datamodule, state, path)
@@ -209,7 +263,15 @@ class Trainer:
         fit_task, data = self._strategy(task, datamodule)
         self._stopper.check()  # a signal during the feature pass
         self._fit_task = fit_task
-        fit_task.compile(optimizer=task.configure_optimizer(stage.learning_rate))
+        train = data.train_dataloader(limit_batches=self.limits["train"], first_epoch=self.current_epoch)
+        train, val = self._shard(train), self._shard(data.val_dataloader(limit_batches=self.limits["val"]))
+        class_weight = datamodule.class_weights() if hasattr(datamodule, "class_weights") else None
+        if _sharded(train):  # sharded batches carry sample weights, which take the class weights
+            train.class_weight, class_weight = class_weight, None
+        optimizer = task.configure_optimizer(stage.learning_rate)
+        fit_task.compile(optimizer=optimizer)
+        if _sharded(train) or _sharded(val):
+            _weigh_metrics(fit_task, optimizer)
         if resume_path is not None:
             load_optimizer_state(resume_path, fit_task.optimizer, fit_task.trainable_variables)
             load_variables(resume_path, "non_trainable", fit_task.non_trainable_variables)  # Dropout's seeds
@@ -217,18 +279,30 @@ class Trainer:
         log.info("Stage %s: epochs %d-%d, %d trainable of %d parameters", stage.name, self.stage_start + 1,
                  self.stage_start + epochs, _count(fit_task.trainable_weights), task.count_params())
         fit_task.fit(
-            data.train_dataloader(limit_batches=self.limits["train"], first_epoch=self.current_epoch),
-            validation_data=data.val_dataloader(limit_batches=self.limits["val"]),
-            steps_per_epoch=data.steps_per_epoch(self.limits["train"]),
+            train, validation_data=val, steps_per_epoch=data.steps_per_epoch(self.limits["train"]),
             initial_epoch=self.current_epoch, epochs=self.stage_start + epochs,
             callbacks=self._keras_callbacks(), verbose=self.verbose,
             shuffle=False,  # the training pipeline reshuffles every epoch itself
-            class_weight=datamodule.class_weights() if hasattr(datamodule, "class_weights") else None,
+            class_weight=class_weight,
         )
 
+    def _shard(self, loader):
+        """`loader`, reading this process's shard of every batch while the fit's distribution is in force."""
+        shard = distributed.batch_shard()
+        if shard is None:
+            return loader
+        if isinstance(loader, ArrayBatches):
+            loader.shard = shard
+        elif self.processes.count > 1:
+            raise CatdogError(f"trainer.num_processes={self.processes.count} needs loaders that give each process "
+                              "its shard of every batch: dataset.loader=numpy (catdog's ArrayBatches).")
+        return loader
+
     def _strategy(self, task, datamodule):
-        """(model to fit, data to fit it on): the task on images, or its feature task on cached features."""
-        if self.feature_cache is not None and self.feature_cache.applies(task):
+        """(model to fit, data to fit it on): the task on images, or its feature task on cached features (not
+        while several processes train together: each would compute and cache the features itself)."""
+        if self.feature_cache is not None and self.feature_cache.applies(task) and not (
+                self.processes.count > 1 and not self._left):
             max_images = ({k: n * datamodule.batch_size for k, n in self.limits.items() if n}
                           if self.fast_dev_run else {})
             return task.feature_task(), self.feature_cache.data(task, datamodule, max_images)
@@ -257,19 +331,28 @@ class Trainer:
         return ckpt_path if ckpt_path in ("best", "last") else str(ckpt_path)
 
     def _evaluate(self, task, datamodule, split):
+        task = self._alone(task)
         fit_task, data = self._strategy(task, datamodule)
         fit_task.compile()
-        loader = getattr(data, f"{split}_dataloader")(limit_batches=self.limits["val" if split == "val" else split])
+        loader = self._shard(getattr(data, f"{split}_dataloader")(
+            limit_batches=self.limits["val" if split == "val" else split]))
+        if _sharded(loader):
+            _weigh_metrics(fit_task)
         return fit_task.evaluate(loader, verbose=0, return_dict=True)
 
     def validate(self, task, datamodule, ckpt_path=None) -> dict:
+        task = self._alone(task)
         self._load(task, ckpt_path)
         return self._evaluate(task, datamodule, "val")
 
     def test(self, task, datamodule, ckpt_path="best") -> dict:
         """Test metrics (test_accuracy, test_loss, ...) of the `ckpt_path` weights; logged with the fit's summary
         and the run's provenance, then the loggers are finalized."""
-        self.task, self.datamodule = task, datamodule
+        if self._left and not self.is_global_zero:
+            return {}
+        if not self._left:
+            self.task = task
+        self.datamodule, task = datamodule, self._alone(task)
         used = self._load(task, ckpt_path)
         tested = self._evaluate(task, datamodule, "test") if datamodule.num_images("test") else {}
         metrics = {f"test_{k}": float(v) for k, v in tested.items()}
@@ -282,6 +365,8 @@ class Trainer:
     def finalize(self, metrics=None) -> dict:
         """Log the fit's summary, the data's description, `metrics` and the provenance; finalize the loggers and
         mark the run finished (a later fit of it is refused). `test` calls it; call it yourself to skip the test."""
+        if not self.is_global_zero:
+            return {}
         datamodule = self.datamodule
         describe = getattr(datamodule, "describe", None)
         self.callback_metrics = {**self.summary(datamodule), **(describe() if describe else {}), **(metrics or {})}
@@ -308,15 +393,19 @@ class Trainer:
 
     def predict_split(self, task, datamodule, split="val") -> np.ndarray:
         """Class probabilities for a data module's split, on cached features where the feature cache applies."""
-        model, data = self._strategy(task, datamodule)
+        model, data = self._strategy(self._alone(task), datamodule)
         limit = self.limits["val" if split == "val" else split]
         return self.predict(model, getattr(data, f"{split}_dataloader")(limit_batches=limit))
 
     def predict(self, task, dataloader, ckpt_path=None) -> np.ndarray:
         """Class probabilities for every batch of `dataloader` (or of a data module's predict_dataloader)."""
+        task = self._alone(task)
         self._load(task, ckpt_path)
         if hasattr(dataloader, "predict_dataloader"):
             dataloader = dataloader.predict_dataloader()
+        if self.processes.count > 1 and not self._left:
+            raise CatdogError("Keras cannot gather the predictions of several processes; predict after the fit, "
+                              "which process 0 does alone.")
         from catdog.inference import softmax
 
         return softmax(task.predict(dataloader, verbose=0))
@@ -337,7 +426,8 @@ class Trainer:
     def provenance(self) -> dict:
         from catdog.run_info import cpu_info, package_versions, peak_rss_mb
 
-        return {"backend": keras.backend.backend(), "devices": self.devices, "precision": self.precision,
+        return {"backend": keras.backend.backend(), "devices": self.devices, "processes": self.processes.count,
+                "platform": _platform(), "precision": self.precision,
                 "xla_flags": os.environ.get("XLA_FLAGS", ""),
                 "jax_compilation_cache_dir": os.environ.get("JAX_COMPILATION_CACHE_DIR"),
                 "feature_runtime": getattr(self.feature_cache, "resolved_runtime", None),
@@ -464,17 +554,60 @@ def _count(weights) -> int:
     return int(sum(np.prod(w.shape) for w in weights))
 
 
-def _use_devices(count: int) -> None:
-    """Data-parallel training over the first `count` devices with keras.distribution (JAX)."""
-    if count == 1:
+def _sharded(loader) -> bool:
+    """Whether `loader` yields this process's shard of every batch (`Trainer._shard`)."""
+    return isinstance(loader, ArrayBatches) and loader.shard is not None
+
+
+def _weigh_metrics(task, optimizer="auto") -> None:
+    """Compile `task` again with its metrics as weighted metrics: sharded batches weigh their padding 0, and
+    Keras gives sample weights to weighted metrics alone."""
+    metrics = task.get_compile_config().get("metrics")
+    if metrics:
+        task.compile(optimizer=optimizer, metrics=[], weighted_metrics=keras.saving.deserialize_keras_object(metrics))
+
+
+def _distribute(devices: int, run) -> None:
+    """Data-parallel training (keras.distribution.DataParallel, JAX) over `devices` devices of each of the run's
+    processes, once they have joined (`catdog.distributed`)."""
+    if devices == 1 and run.count == 1:
         return
     if keras.backend.backend() != "jax":
-        raise CatdogError(f"trainer.devices={count} needs backend=jax (keras.distribution.DataParallel).")
-    devices = keras.distribution.list_devices()
-    if len(devices) < count:
-        raise CatdogError(
-            f"trainer.devices={count}, but only {len(devices)} device(s) are visible ({devices}). On CPU, "
-            f"XLA_FLAGS=--xla_force_host_platform_device_count={count} makes {count} host devices."
-        )
-    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices[:count]))
-    log.info("Data parallel over %s", devices[:count])
+        what = f"trainer.devices={devices}" if run.count == 1 else f"trainer.num_processes={run.count}"
+        raise CatdogError(f"{what} needs backend=jax (keras.distribution.DataParallel); on TensorFlow, Keras' "
+                          "distribution API is an unfinished prototype (docs/scale_out.md).")
+    if run.count > 1:
+        distributed.initialize(run)
+    distribution = distributed.data_parallel(devices, run)
+    keras.distribution.set_distribution(distribution)
+    log.info("Data parallel over %s (process %d of %d)", distribution.device_mesh.devices.tolist(), run.index,
+             run.count)
+
+
+def _platform() -> str:
+    """The platform Keras computes on: cpu, gpu or tpu."""
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return jax.default_backend()
+    import tensorflow as tf
+
+    return "gpu" if tf.config.list_logical_devices("GPU") else "cpu"
+
+
+def _check_precision_fits(precision: str) -> None:
+    """Warn where the dtype policy is slow on this hardware: float16 on a CPU, bfloat16 on a GPU before Ampere.
+    (Keras wraps the optimizer in a LossScaleOptimizer for mixed_float16 wherever it runs.)"""
+    if precision == "float32":
+        return
+    platform = _platform()
+    if "float16" in precision and "bfloat16" not in precision and platform == "cpu":
+        log.warning("trainer.precision=%s on a CPU, which computes float16 slowly; mixed_bfloat16 is fast on "
+                    "CPUs with AMX.", precision)
+    if "bfloat16" in precision and platform == "gpu" and keras.backend.backend() == "jax":
+        import jax
+
+        capability = getattr(jax.local_devices()[0], "compute_capability", None)
+        if capability and float(capability) < 8:
+            log.warning("trainer.precision=%s on a GPU of compute capability %s: bfloat16 is fast from 8.0 "
+                        "(Ampere) on; mixed_float16 suits this GPU.", precision, capability)

@@ -61,12 +61,22 @@ class ArrayBatches(keras.utils.PyDataset):
     """`tf_data_pipeline`'s batching by NumPy indexing, in the Python thread; reshuffled at every epoch's end.
 
     When steps_per_epoch is shorter than a pass, Keras goes on at the next index, in the new order.
+
+    `shard`: (rank, processes, devices) for data-parallel training, set by the Trainer on the loaders it fits
+    on (`catdog.distributed.batch_shard`). Every process draws the same order (it depends only on `seed` and
+    the pass); a batch of `batch_size` rows (the global batch) is padded up to a multiple of `devices` rows,
+    and this process reads and augments only its `rank`-th of `processes` equal slices of it. Sharded batches
+    carry sample weights: 1 for a row (times its `class_weight`, when set: Keras refuses
+    `fit(class_weight=...)` beside sample weights), 0 for padding (repeats of the batch's first rows). So
+    every row counts once per pass across the processes and weighted metrics are exact; a padded batch's loss
+    is still summed over its padded size (Keras' sum_over_batch_size), which scales that batch's gradient by
+    rows / padded and lowers the epoch's `loss` / `val_loss` logs a little.
     """
 
-    def __init__(self, x, y, batch_size, seed=None, augment=None, limit_batches=None, first_epoch=0):
+    def __init__(self, x, y, batch_size, seed=None, augment=None, limit_batches=None, first_epoch=0, shard=None):
         super().__init__()
         self.x, self.y, self.batch_size, self.augment = x, y, batch_size, augment
-        self.seed, self.epoch = seed, first_epoch
+        self.seed, self.epoch, self.shard, self.class_weight = seed, first_epoch, shard, None
         self.order = self._order()
         batches = math.ceil(len(y) / batch_size)
         self.batches = min(batches, limit_batches) if limit_batches else batches
@@ -74,12 +84,26 @@ class ArrayBatches(keras.utils.PyDataset):
     def __len__(self):
         return self.batches
 
-    def __getitem__(self, index):
+    def rows(self, index) -> tuple[np.ndarray, np.ndarray | None]:
+        """(the rows batch `index` reads, their sample weights: None unless sharded)."""
         rows = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+        if self.shard is None:
+            return rows, None
+        rank, processes, devices = self.shard
+        padded = -(-len(rows) // devices) * devices
+        weights = np.arange(padded) < len(rows)
+        mine = slice(rank * padded // processes, (rank + 1) * padded // processes)
+        rows, weights = np.resize(rows, padded)[mine], weights[mine].astype("float32")
+        if self.class_weight:
+            weights *= np.array([self.class_weight.get(int(label), 1.0) for label in self.y[rows]], "float32")
+        return rows, weights
+
+    def __getitem__(self, index):
+        rows, weights = self.rows(index)
         x = self.x[rows].astype("float32")
         if self.augment is not None:
             x = keras.ops.convert_to_numpy(self.augment(x, training=True))
-        return x, self.y[rows]
+        return (x, self.y[rows]) if weights is None else (x, self.y[rows], weights)
 
     def _order(self):
         if self.seed is None:
