@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# model4 with fine-tuning (experiment=model4_finetune) on TensorFlow, collected into results/finetune/NAME/.
+#   benchmarks/finetune.sh [NAME [OVERRIDES...]]     e.g. benchmarks/finetune.sh augment_flip_rotate augment=flip_rotate
+# Needs CATDOG_DATA and CATDOG_WEIGHTS.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+name=${1:-model4_finetune}
+shift || true
+run=outputs/finetune/$name
+rm -rf "$run"
+python -m catdog.train experiment=model4_finetune trainer.verbose=2 hydra.run.dir="$run" "$@"
+mkdir -p "results/finetune/$name/.hydra"
+cp "$run"/{metrics.json,provenance.json,history.csv,confusion.png,mistakes.png} "results/finetune/$name/"
+cp "$run/accuracy.png" "results/finetune/$name/" 2>/dev/null || true
+cp "$run/.hydra/config.yaml" "$run/.hydra/overrides.yaml" "results/finetune/$name/.hydra/"
+python -m catdog.report results/finetune > /dev/null
+echo "report: results/finetune/report.md"

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Re-run one experiment with other seeds (a Hydra multirun) and collect the results.
+#   benchmarks/seed_sweep.sh EXPERIMENT SEEDS [OVERRIDE...]   e.g. benchmarks/seed_sweep.sh model2 1,2
+#   SEEDS_NAME=model2_augment benchmarks/seed_sweep.sh model2 0,1,2 augment=flip_rotate,flip_rotate_keras
+# Results go to results/seeds/${SEEDS_NAME:-EXPERIMENT}.
+# Needs CATDOG_DATA (and CATDOG_WEIGHTS for model4), as benchmarks/reproduce_tutorial.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+exp=$1
+seeds=$2
+shift 2
+name=${SEEDS_NAME:-$exp}
+runs=outputs/seeds/$name
+results=results/seeds/$name
+python -m catdog.train -m experiment="$exp" seed="$seeds" "$@" trainer.verbose=2 hydra.sweep.dir="$runs"
+for job in "$runs"/*/; do
+  mkdir -p "$results/$(basename "$job")/.hydra"
+  cp "$job"{metrics.json,provenance.json,history.csv} "$results/$(basename "$job")/"
+  cp "$job"accuracy.png "$results/$(basename "$job")/" 2>/dev/null || true
+  cp "$job".hydra/config.yaml "$results/$(basename "$job")/.hydra/"
+done
+python -m catdog.report "$results" > /dev/null
+echo "report: $results/report.md"
