@@ -9,9 +9,7 @@ shift || true
 run=outputs/finetune/$name
 rm -rf "$run"
 python -m catdog.train experiment=model4_finetune trainer.verbose=2 hydra.run.dir="$run" "$@"
-mkdir -p "results/finetune/$name/.hydra"
-cp "$run"/{metrics.json,provenance.json,history.csv,confusion.png,mistakes.png} "results/finetune/$name/"
-cp "$run/accuracy.png" "results/finetune/$name/" 2>/dev/null || true
-cp "$run/.hydra/config.yaml" "$run/.hydra/overrides.yaml" "results/finetune/$name/.hydra/"
+mkdir -p "results/finetune/$name"  # the summary files only; the whole run stays in $run
+cp "$run"/{metrics.json,provenance.json,history.csv} "results/finetune/$name/"
 python -m catdog.report results/finetune > /dev/null
 echo "report: results/finetune/report.md"

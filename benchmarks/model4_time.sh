@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # model4 twice on one backend: with an empty cache (decode + features computed) and again with it warm;
-# collects metrics.json (setup_seconds, seconds_to_val_accuracy), provenance.json (run_seconds) and the whole process's
-# wall seconds into ${MODEL4_RESULTS:-results/model4_time}/<NAME>/ (NAME defaults to the backend); extra
+# reports metrics.json (setup_seconds, seconds_to_val_accuracy), provenance.json (run_seconds) and the whole
+# process's wall seconds; the report goes to ${MODEL4_RESULTS:-results/model4_time}/<NAME>/ (NAME defaults to the backend); extra
 # arguments are catdog.train overrides. Needs CATDOG_DATA and CATDOG_WEIGHTS; run it alone.
 #   benchmarks/model4_time.sh [BACKEND=tensorflow, experiment=model4's own] [NAME=BACKEND] [overrides...]
 #   benchmarks/model4_time.sh tensorflow tensorflow_views1 trainer.feature_cache.views=1
@@ -19,11 +19,8 @@ for state in cold warm; do
   python -m catdog.train experiment=model4 backend="$backend" trainer.verbose=0 paths.cache_dir="$runs/cache" \
     hydra.run.dir="$run" "$@"
   end=$(date +%s.%N)
-  mkdir -p "$results/$state/.hydra"
-  cp "$run"/{metrics.json,provenance.json,history.csv,train.log} "$results/$state/"
-  cp "$run/accuracy.png" "$results/$state/" 2>/dev/null || true
-  cp "$run/.hydra/config.yaml" "$results/$state/.hydra/"
-  python -c "print(round($end - $start, 1))" > "$results/$state/wall_seconds.txt"
+  python -c "print(round($end - $start, 1))" > "$run/wall_seconds.txt"
 done
-python -m catdog.report "$results" > /dev/null
+python -m catdog.report "$runs" > /dev/null  # the summaries are committed, the runs stay in $runs
+mkdir -p "$results" && cp "$runs"/{report.md,runs.csv} "$runs"/*.png "$results/"
 echo "report: $results/report.md"

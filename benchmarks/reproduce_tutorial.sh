@@ -14,10 +14,8 @@ for exp in $experiments; do
   rm -rf "$runs/$exp"
   python -m catdog.train experiment="$exp" backend="$backend" trainer.max_epochs="$epochs" \
     trainer.verbose=2 hydra.run.dir="$runs/$exp"
-  mkdir -p "$results/$exp/.hydra"
+  mkdir -p "$results/$exp"  # the summary files only; the whole run stays in $runs/$exp
   cp "$runs/$exp"/{metrics.json,provenance.json,history.csv} "$results/$exp/"
-  cp "$runs/$exp"/{accuracy.png,confusion.png,mistakes.png} "$results/$exp/" 2>/dev/null || true
-  cp "$runs/$exp/.hydra/config.yaml" "$results/$exp/.hydra/"
 done
 python -m catdog.report "$results" > /dev/null
 echo "report: $results/report.md"

@@ -13,11 +13,7 @@ name=${SEEDS_NAME:-$exp}
 runs=outputs/seeds/$name
 results=results/seeds/$name
 python -m catdog.train -m experiment="$exp" seed="$seeds" "$@" trainer.verbose=2 hydra.sweep.dir="$runs"
-for job in "$runs"/*/; do
-  mkdir -p "$results/$(basename "$job")/.hydra"
-  cp "$job"{metrics.json,provenance.json,history.csv} "$results/$(basename "$job")/"
-  cp "$job"accuracy.png "$results/$(basename "$job")/" 2>/dev/null || true
-  cp "$job".hydra/config.yaml "$results/$(basename "$job")/.hydra/"
-done
-python -m catdog.report "$results" > /dev/null
+python -m catdog.report "$runs" > /dev/null  # the summaries are committed, the runs stay in $runs
+rm -rf "$results" && mkdir -p "$results"
+cp "$runs"/{report.md,runs.csv} "$runs"/*.png "$results/"
 echo "report: $results/report.md"

@@ -11,13 +11,7 @@ python -m catdog.train -m model=cnn_small,cnn,cnn_scaled,mobilenet augment=none,
   backend=jax,tensorflow trainer.max_epochs="$epochs" trainer.verbose=2 hydra.sweep.dir="$runs" \
   hydra/launcher=joblib hydra.launcher.n_jobs=2
 status=$?  # a failed job fails the multirun at its end; the report lists it
-rm -rf "$results"
-for job in "$runs"/*/; do
-  dest="$results/$(basename "$job")"
-  mkdir -p "$dest/.hydra"
-  cp "$job".hydra/{config.yaml,overrides.yaml} "$dest/.hydra/"
-  cp "$job"{metrics.json,provenance.json,history.csv,accuracy.png,confusion.png,mistakes.png} "$dest/" 2>/dev/null \
-    || true
-done
-python -m catdog.report "$results" > /dev/null
+python -m catdog.report "$runs" > /dev/null  # the summaries are committed, the runs stay in $runs
+rm -rf "$results" && mkdir -p "$results"
+cp "$runs"/{report.md,runs.csv} "$runs"/*.png "$results/"
 echo "report: $results/report.md (sweep exit status $status)"

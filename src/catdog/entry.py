@@ -65,13 +65,16 @@ def resume_hint(config_name: str, run_dir) -> str:
 
 
 def hydra_entry(config_name: str):
-    """`@hydra.main` over catdog's conf/, printing a CatdogError as one paragraph instead of a traceback."""
+    """`@hydra.main` over catdog's conf/, printing a CatdogError as one paragraph instead of a traceback, and
+    where the outputs are at the end."""
 
     def decorate(task):
         @functools.wraps(task)
         def guarded(cfg):
             try:
-                return task(cfg)
+                result = task(cfg)
+                log.info("Outputs in %s", HydraConfig.get().runtime.output_dir)
+                return result
             except CatdogError as exc:
                 log.error("%s", str(exc) + resume_hint(config_name, getattr(exc, "run_dir", None)))
                 if HydraConfig.get().mode == RunMode.MULTIRUN:
