@@ -1,6 +1,7 @@
 """Decode-once caches on disk: decoded images and backbone features as `.npy` files read by rows
 (`store.RowFile`), each beside a `.json` of what the rows are, written so that a kill leaves no half file."""
 
+import errno
 import hashlib
 import json
 import logging
@@ -120,7 +121,7 @@ def decode_into(paths, image_size, store, max_pixels=Image.MAX_IMAGE_PIXELS, wor
             store.write(i, image_files.load_image(paths[i], image_size, max_pixels)[None])
             return None
         except Exception as exc:  # Pillow raises many types for bad files
-            if isinstance(exc, OSError) and exc.errno in (28, 122):  # ENOSPC, EDQUOT: the cache's disk, not the file
+            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):  # the cache's disk, not the file
                 raise
             if transient is not None and image_files.is_transient(exc):
                 transient.add(paths[i])

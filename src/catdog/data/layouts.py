@@ -75,11 +75,12 @@ def read_manifest(file) -> dict[str, ImageFolder]:
                           f"are relative to the manifest's folder): {', '.join(map(printable, absent[:5]))}.")
     if len(classes) < 2:
         raise CatdogError(f"dataset.manifest={file} has {len(classes)} label(s); a classifier needs at least two.")
+    label_of = {name: i for i, name in enumerate(classes)}
     splits = {}
     for split in ("train", "val", "test"):
         chosen = [r for r in rows if MANIFEST_SPLITS[r["split"]] == split]
         splits[split] = ImageFolder([str(file.parent / r["path"]) for r in chosen],
-                                    np.asarray([classes.index(r["label"]) for r in chosen], dtype="int32"), classes)
+                                    np.asarray([label_of[r["label"]] for r in chosen], dtype="int32"), classes)
     return splits
 
 
