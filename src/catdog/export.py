@@ -2,6 +2,7 @@
 
 import logging
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ from catdog.backend import use_backend
 from catdog.entry import hydra_entry
 from catdog.errors import CatdogError
 from catdog.io import write_json
+from catdog.progress import working
 
 log = logging.getLogger("catdog.export")
 
@@ -32,7 +34,9 @@ def export(cfg: DictConfig) -> Path:
     out = Path(cfg.paths.output_dir)
     target = out / f"{model.name}_{cfg.format}{SUFFIX[cfg.format]}"
     try:
-        model.export(str(target), format=cfg.format, verbose=False)
+        with working(f"Exporting to {cfg.format}"), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "In the future `np.object`", FutureWarning)  # Keras' tf2onnx patch
+            model.export(str(target), format=cfg.format, verbose=False)
     except ImportError as exc:
         raise CatdogError(f"format={cfg.format} needs a package that is not installed "
                           f"(pip install 'catdog[export]'): {exc}") from exc

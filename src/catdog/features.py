@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 import keras
@@ -21,6 +22,7 @@ from catdog.data.loaders import array_loader
 from catdog.errors import CatdogError
 from catdog.io import atomic_path
 from catdog.models.layers import leaf_layers
+from catdog.progress import Progress, working
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +63,12 @@ def export_onnx(model, path) -> None:
     child process from a .keras copy. JAX's own export (jax2onnx) gives a graph that ONNX Runtime ran 3x
     slower than Keras (results/feature_runtime)."""
     if keras.backend.backend() == "tensorflow":
-        model.export(str(path), format="onnx", verbose=False)
+        with working("Exporting the features model to ONNX"), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "In the future `np.object`", FutureWarning)  # Keras' tf2onnx patch
+            model.export(str(path), format="onnx", verbose=False)
         gc.collect()  # the conversion leaves about 0.6 GB of TensorFlow graphs in reference cycles
         return
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, working("Exporting the features model to ONNX, on TensorFlow"):
         saved = Path(tmp) / "features.keras"
         model.save(saved)
         env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -150,12 +154,14 @@ class FeatureDataModule:
         def fill(store):
             loader = array_loader(images, labels, self.predict_batch_size, loader=self.images.loader, augment=augment)
             row = 0
-            for view in range(views):
-                log.info("Feature pass %d of %d over %d %s images (%s)", view + 1, views, len(labels), split,
-                         self.runtime)
+            progress = Progress(f"Features of the {split} images" + (f" ({views} augmented views)" if views > 1 else ""),
+                                shape[0])
+            for _ in range(views):
                 for batch in self._predict(loader):
                     store.write(row, batch)
                     row += len(batch)
+                    progress.advance(len(batch))
+            progress.close()
             return {"rows": row}
 
         key = self._key(split, views, augment) if self.cache_dir else ""

@@ -1,14 +1,14 @@
 """Load a trained classifier safely and run it on decoded images."""
 
-from pathlib import Path
-
 import json
 import math
 import zipfile
+from pathlib import Path
 
 import numpy as np
 
 from catdog.errors import CatdogError
+from catdog.progress import Progress
 
 MAX_INPUT_VALUES = 4096 * 4096 * 3  # per image: a larger declared input is refused before anything is built
 
@@ -66,10 +66,22 @@ def load_classifier(ckpt_path, safe_mode=True):
 
 
 def predict_probabilities(model, images: np.ndarray, batch_size=32) -> np.ndarray:
-    """Softmax class probabilities for uint8 images of the model's input size, made float a batch at a time."""
+    """Softmax class probabilities for uint8 images of the model's input size, made float a batch at a time
+    (with progress lines past a few seconds)."""
+    import keras
+
     from catdog.data.loaders import array_loader
 
-    return softmax(model.predict(array_loader(images, np.zeros(len(images), "int32"), batch_size), verbose=0))
+    progress = Progress("Predicting", len(images))
+
+    class Counting(keras.callbacks.Callback):
+        def on_predict_batch_end(self, batch, logs=None):
+            progress.advance(min(batch_size, len(images) - batch * batch_size))
+
+    logits = model.predict(array_loader(images, np.zeros(len(images), "int32"), batch_size), verbose=0,
+                           callbacks=[Counting()])
+    progress.close()
+    return softmax(logits)
 
 
 def softmax(logits) -> np.ndarray:

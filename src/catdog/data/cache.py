@@ -16,6 +16,7 @@ from catdog.data import images as image_files
 from catdog.data.store import RowArray, RowFile, RowWriter, compact
 from catdog.errors import CatdogError
 from catdog.io import printable, write_json
+from catdog.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -108,10 +109,11 @@ def _files_key(paths, image_size, max_pixels) -> str:
     return h.hexdigest()[:24]
 
 
-def decode_into(paths, image_size, store, max_pixels=Image.MAX_IMAGE_PIXELS, workers=None, transient=None) -> dict:
+def decode_into(paths, image_size, store, max_pixels=Image.MAX_IMAGE_PIXELS, workers=None, transient=None,
+                progress=None) -> dict:
     """Decode file i into row i of `store`, in parallel threads (Pillow decodes without the GIL); returns
     {path: error} for the files that cannot be read. `transient`, a set, receives the paths whose failure
-    `is_transient` (not the file's fault).
+    `is_transient` (not the file's fault); `progress`, a `catdog.progress.Progress`, counts the files.
 
     `max_pixels` (0 or None: no limit) replaces Pillow's own guard while decoding, which refuses twice
     Pillow's limit before `load_image` could allow more; Pillow's setting is restored afterwards."""
@@ -133,7 +135,11 @@ def decode_into(paths, image_size, store, max_pixels=Image.MAX_IMAGE_PIXELS, wor
         with ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:
             for start in range(0, len(paths), _CHUNK):
                 chunk = range(start, min(start + _CHUNK, len(paths)))
-                bad.update({paths[i]: err for i, err in zip(chunk, pool.map(one, chunk)) if err is not None})
+                for i, err in zip(chunk, pool.map(one, chunk)):
+                    if err is not None:
+                        bad[paths[i]] = err
+                    if progress is not None:
+                        progress.advance()
     finally:
         Image.MAX_IMAGE_PIXELS = pillows_limit
     return bad
@@ -146,9 +152,9 @@ def cached_decode(paths, image_size, max_pixels, cache_dir=None):
 
     def fill(store):
         transient = set()
-        if len(paths) > 500:
-            log.info("Decoding %d images to %dx%d...", len(paths), *image_size)
-        bad = decode_into(paths, image_size, store, max_pixels, transient=transient)
+        progress = Progress(f"Decoding to {image_size[0]}x{image_size[1]}", len(paths))
+        bad = decode_into(paths, image_size, store, max_pixels, transient=transient, progress=progress)
+        progress.close()
         good = [i for i, p in enumerate(paths) if p not in bad]
         meta = {"rows": compact(store, good), "good": good, "bad": bad}
         if transient:

@@ -12,6 +12,7 @@ from catdog.data.layouts import carve_test, check_disjoint, flat_splits, read_ma
 from catdog.data.loaders import array_loader
 from catdog.errors import CatdogError
 from catdog.io import printable
+from catdog.progress import working
 
 log = logging.getLogger(__name__)
 
@@ -113,31 +114,34 @@ class ImageFolderDataModule:
             return
         root = self.prepare_data()
         layout = self._layout(root)
+        with working(f"Listing and checking the images of {printable(self.manifest or root)}"):
+            folders = self._list(root, layout)
+            if not len(folders["train"]) or not len(folders["val"]):
+                raise CatdogError(f"{self.manifest or root} gives {len(folders['train'])} training and "
+                                  f"{len(folders['val'])} validation images; both need at least one "
+                                  f"(dataset.val_fraction={self.val_fraction} for a flat folder).")
+            check_disjoint(folders)
+        self.folders, self.class_names, self.layout_used = folders, folders["train"].class_names, layout
+        self.root_dir = self.manifest or root
+
+    def _list(self, root, layout) -> dict[str, ImageFolder]:
         if layout == "manifest":
             folders = read_manifest(self.manifest)
             if not len(folders["test"]) and len(folders["val"]):
                 folders.update(carve_test(folders["val"], self.test_fraction, self.batch_size, self.split_seed))
-        elif layout == "flat":
-            folders = flat_splits(root, self.val_fraction, self.test_fraction, self.split_seed)
-        else:
-            missing = [s for s in self.splits if not (root / s).is_dir()]
-            if missing:
-                raise CatdogError(f"dataset.root={root} must hold {' and '.join(s + '/' for s in self.splits)} "
-                                  f"class folders (dataset.layout=split); missing: {', '.join(missing)}.")
-            train = list_image_folder(root / self.splits[0])
-            val = list_image_folder(root / self.splits[1], class_names=train.class_names)
-            if self.test_split and (root / self.test_split).is_dir():
-                folders = {"train": train, "val": val,
-                           "test": list_image_folder(root / self.test_split, class_names=train.class_names)}
-            else:
-                folders = {"train": train, **carve_test(val, self.test_fraction, self.batch_size, self.split_seed)}
-        if not len(folders["train"]) or not len(folders["val"]):
-            raise CatdogError(f"{self.manifest or root} gives {len(folders['train'])} training and "
-                              f"{len(folders['val'])} validation images; both need at least one "
-                              f"(dataset.val_fraction={self.val_fraction} for a flat folder).")
-        check_disjoint(folders)
-        self.folders, self.class_names, self.layout_used = folders, folders["train"].class_names, layout
-        self.root_dir = self.manifest or root
+            return folders
+        if layout == "flat":
+            return flat_splits(root, self.val_fraction, self.test_fraction, self.split_seed)
+        missing = [s for s in self.splits if not (root / s).is_dir()]
+        if missing:
+            raise CatdogError(f"dataset.root={root} must hold {' and '.join(s + '/' for s in self.splits)} "
+                              f"class folders (dataset.layout=split); missing: {', '.join(missing)}.")
+        train = list_image_folder(root / self.splits[0])
+        val = list_image_folder(root / self.splits[1], class_names=train.class_names)
+        if self.test_split and (root / self.test_split).is_dir():
+            return {"train": train, "val": val,
+                    "test": list_image_folder(root / self.test_split, class_names=train.class_names)}
+        return {"train": train, **carve_test(val, self.test_fraction, self.batch_size, self.split_seed)}
 
     def write_manifest(self, path) -> None:
         """Every listed file with its class and split (`dataset.manifest=path` reruns on exactly these)."""
