@@ -1,5 +1,10 @@
-"""Fixtures: tiny generated image folders, composed configs, and a subprocess runner for the CLIs."""
+"""Fixtures: tiny generated image folders, composed configs, and runners for the CLIs: in this process
+(`run_main`), or in a fresh one where the process is the point (`run_cli`: another backend, a kill)."""
 
+import contextlib
+import importlib
+import io
+import logging
 import os
 import subprocess
 import sys
@@ -84,3 +89,37 @@ def run_cli(*args, env=None, cwd=None, timeout=600):
     full_env.pop("KERAS_BACKEND", None)
     return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, env=full_env,
                           cwd=cwd, timeout=timeout, errors="backslashreplace")
+
+
+def run_main(module, *args):
+    """`python -m module args` in this process, on its backend (TensorFlow): the entry point's Hydra main with
+    those arguments; returns a CompletedProcess with its exit code and console output."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    main = importlib.import_module(module).main
+    argv, sys.argv = sys.argv, [module, *args]
+    out, err, code = io.StringIO(), io.StringIO(), 0
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level  # Hydra configures logging for its job: undone below
+    # absl's handler closes its stream, when Hydra's logging setup closes every handler, unless it is sys.stderr
+    on_stderr = [h for h in logging._handlerList if getattr(h(), "__dict__", {}).get("stream") is sys.stderr]
+    for handler in on_stderr:
+        handler().stream = err
+    GlobalHydra.instance().clear()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            main()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        sys.argv = argv
+        for handler in on_stderr:
+            if handler() is not None:
+                handler().stream = sys.stderr
+        GlobalHydra.instance().clear()
+        for handler in root.handlers:
+            if handler not in handlers:
+                handler.close()
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    return subprocess.CompletedProcess([module, *args], code, out.getvalue(), err.getvalue())

@@ -1,6 +1,8 @@
 import subprocess
 import sys
 
+import pytest
+
 KEPT_OUT = """
 from catdog.backend import use_backend
 use_backend("jax", compilation_cache_dir=sys.argv[1], import_tensorflow=False)
@@ -17,6 +19,7 @@ assert "tensorflow" not in sys.modules
 """
 
 
+@pytest.mark.slow
 def test_a_jax_process_can_keep_tensorflow_out(tmp_path):
     result = subprocess.run([sys.executable, "-c", "import sys\n" + KEPT_OUT, str(tmp_path / "jax-cache")],
                             capture_output=True, text=True, timeout=300)

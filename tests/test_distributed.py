@@ -78,6 +78,7 @@ def history(run) -> list[dict]:
         return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
+@pytest.mark.slow
 def test_two_processes_learn_like_one_see_each_photo_once_and_resume_from_rank_0(tmp_path):
     data = real_subset(tmp_path / "real")  # 600 training photos: 30 full batches; 161 validation: one padded
     common = [f"dataset.root={data}", "dataset.image_size=[32,32]", "dataset.batch_size=20", "experiment=model3",
@@ -195,11 +196,15 @@ def test_ranks_above_zero_write_no_hydra_files(monkeypatch):
         GlobalHydra.instance().clear()
 
 
-def test_xla_cpu_flags_and_layers_stay_off_where_jax_runs_on_a_gpu():
+def test_the_accelerator_is_known_before_jax_starts_and_xla_cpu_flags_drop_out():
     assert jax_accelerator({"JAX_PLATFORMS": "cuda,cpu"}) == "cuda"
     assert jax_accelerator({"JAX_PLATFORMS": "cpu"}) is None
     flags = "--xla_cpu_experimental_ynn_fusion_type= --xla_force_host_platform_device_count=2"
     assert without_cpu_flags(flags) == "--xla_force_host_platform_device_count=2"
+
+
+@pytest.mark.slow
+def test_xla_cpu_flags_and_layers_stay_off_where_jax_runs_on_a_gpu():
     script = """
 import os
 os.environ["JAX_PLATFORMS"] = "cuda"

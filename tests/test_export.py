@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import run_cli, run_main
 
 CASES = [  # (format, backend, model): ONNX from JAX also covers catdog's layers through jax2onnx
     ("onnx", "tensorflow", "cnn_scaled"),
-    ("onnx", "jax", "cnn_scaled"),
-    ("onnx", "jax", "mobilenet"),
+    pytest.param("onnx", "jax", "cnn_scaled", marks=pytest.mark.slow),  # another backend: another process
+    pytest.param("onnx", "jax", "mobilenet", marks=pytest.mark.slow),
     ("openvino", "tensorflow", "cnn_scaled"),
     ("litert", "tensorflow", "cnn_scaled"),
 ]
@@ -53,8 +53,9 @@ def test_exported_artifact_predicts_like_the_live_model(tmp_path, fmt, backend, 
     pytest.importorskip(RUNTIME[fmt])
     live = save_model(model, tmp_path / "model.keras")
     out = tmp_path / "export"
-    result = run_cli("catdog.export", f"ckpt_path={tmp_path / 'model.keras'}", f"format={fmt}", f"backend={backend}",
-                     f"hydra.run.dir={out}", timeout=300)
+    run = run_cli if backend == "jax" else run_main  # this process runs TensorFlow
+    result = run("catdog.export", f"ckpt_path={tmp_path / 'model.keras'}", f"format={fmt}", f"backend={backend}",
+                 f"hydra.run.dir={out}")
     assert result.returncode == 0, result.stderr[-2000:]
     artifact = next(p for p in out.iterdir() if p.name.startswith(f"{model}_{fmt}") and p.suffix != ".data")
     x = np.random.default_rng(1).integers(0, 256, (3, 32, 32, 3)).astype("float32")
@@ -66,6 +67,6 @@ def test_exported_artifact_predicts_like_the_live_model(tmp_path, fmt, backend, 
 
 @pytest.mark.parametrize("fmt", ["litert", "openvino"])
 def test_tensorflow_only_formats_on_jax_name_the_backend_to_use(tmp_path, fmt):
-    result = run_cli("catdog.export", f"ckpt_path={tmp_path / 'missing.keras'}", f"format={fmt}", "backend=jax",
-                     f"hydra.run.dir={tmp_path / 'out'}", timeout=120)
+    result = run_main("catdog.export", f"ckpt_path={tmp_path / 'missing.keras'}", f"format={fmt}", "backend=jax",
+                      f"hydra.run.dir={tmp_path / 'out'}")
     assert result.returncode == 1 and f"format={fmt} needs backend=tensorflow" in result.stdout + result.stderr

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import keras
+import pytest
 
 from catdog.backend import merge_flags
 from catdog.models import build_model
@@ -14,6 +15,7 @@ from catdog.models.layers import leaf_layers, use_xla_cpu_layers
 from conftest import run_python
 
 
+@pytest.mark.slow
 def test_fast_calls_match_keras_on_jax_outputs_and_gradients():
     tests = Path(__file__).parent
     env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu",  # the fast path is XLA:CPU's
@@ -27,6 +29,7 @@ def test_fast_calls_match_keras_on_jax_outputs_and_gradients():
     assert all(float(diff) < 1e-4 for diff in cases.values()), cases
 
 
+@pytest.mark.slow
 def test_the_swap_happens_on_jax_cpu_only_and_saved_files_hold_keras_layers(tmp_path):
     model = build_model("cnn_small", (32, 32), 2)  # this process runs TensorFlow: nothing to swap
     assert use_xla_cpu_layers(model) == 0 and not any("call" in vars(layer) for layer in leaf_layers(model))

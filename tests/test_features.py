@@ -42,6 +42,7 @@ def losses(run):
         return [(float(r["loss"]), float(r["val_loss"])) for r in csv.DictReader(f)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("runtime", ["keras", "onnxruntime"])
 def test_feature_cache_matches_the_plain_path_without_augmentation(compose, tmp_path, runtime):
     data = make_image_folders(tmp_path / "data", train=16, val=10)
@@ -108,6 +109,7 @@ def test_the_onnx_export_is_kept_and_reused_and_redone_when_unreadable(tmp_path,
     assert onnx_file.stat().st_size > 1000  # the file is whole again
 
 
+@pytest.mark.slow
 def test_augmented_views_are_cached_and_reused(compose, tmp_path, monkeypatch):
     data = make_image_folders(tmp_path / "data", train=8, val=10)
     overrides = [f"dataset.root={data}", "experiment=model4", "backend=tensorflow", *NO_WEIGHTS,
@@ -142,6 +144,7 @@ def test_augmented_views_are_cached_and_reused(compose, tmp_path, monkeypatch):
     assert len(list((tmp_path / "cache").glob("features-*.onnx"))) == 2
 
 
+@pytest.mark.slow
 def test_onnxruntime_on_jax_computes_the_features_keras_does_without_tensorflow_in_the_run(tmp_path):
     data = make_image_folders(tmp_path / "data", train=4, val=10)
     features = {}
@@ -160,6 +163,7 @@ def test_onnxruntime_on_jax_computes_the_features_keras_does_without_tensorflow_
     np.testing.assert_allclose(features["onnxruntime"], features["keras"], atol=1e-4 * np.abs(features["keras"]).max())
 
 
+@pytest.mark.slow
 def test_finetune_preset_trains_the_top_of_the_backbone_and_keeps_batchnorm(compose, tmp_path):
     assert list(compose(["experiment=model4_finetune"]).dataset.image_size) == [224, 224]  # the weights' own size
     data = make_image_folders(tmp_path / "data", train=16, val=10)
@@ -210,7 +214,7 @@ def test_a_fast_dev_run_computes_only_the_features_it_uses(compose, tmp_path):
     data = make_image_folders(tmp_path / "data", train=8, val=10)
     cfg = compose([f"dataset.root={data}", "experiment=model4", "backend=tensorflow", *NO_WEIGHTS,
                    "dataset.image_size=[32,32]", "dataset.batch_size=4", "trainer.verbose=0",
-                   "trainer.feature_cache.views=3", "trainer.fast_dev_run=1"])
+                   "trainer.feature_cache.views=3", "trainer.feature_cache.runtime=keras", "trainer.fast_dev_run=1"])
     assert train(cfg)["epochs"] == 1
     cached = {p.name.split("-")[1]: np.load(p).shape[0] for p in (tmp_path / "cache").glob("features-*.npy")}
     assert cached == {"train": 3 * 4, "val": 4, "test": 4}  # one batch of 4 images per split, 3 views of train

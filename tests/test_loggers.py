@@ -75,6 +75,7 @@ def test_csv_tensorboard_and_mlflow_record_the_same_run(compose, tiny_data, trac
     assert found.info.artifact_uri.startswith(str(store / "mlartifacts"))  # beside the store, not in ./mlruns
 
 
+@pytest.mark.slow
 def test_tensorboard_logger_on_jax_without_tensorflow_says_how_to_allow_it(tiny_data, tmp_path):
     result = run_cli("catdog.train", *fast_run(tiny_data), "backend=jax", "logger=tensorboard",
                      f"hydra.run.dir={tmp_path / 'run'}", f"paths.cache_dir={tmp_path / 'cache'}")

@@ -15,7 +15,7 @@ from catdog.checkpoint import read_state
 from catdog.errors import CatdogError
 from catdog.inference import load_classifier
 
-from conftest import run_cli
+from conftest import run_main
 
 TESTS = Path(__file__).parent
 
@@ -54,6 +54,7 @@ def kill_after_checkpoint(args, run, epochs):
 SMALL = ["experiment=model3", "augment=none", "dataset.image_size=[32,32]", "dataset.batch_size=4", "trainer.verbose=0"]
 
 
+@pytest.mark.slow
 def test_kill_9_then_ckpt_path_resumes_as_if_never_interrupted(tiny_data, tmp_path):
     run, cache = tmp_path / "run", tmp_path / "cache"
     args = ["catdog.train", *SMALL, f"dataset.root={tiny_data}", "trainer.max_epochs=6", f"paths.cache_dir={cache}",
@@ -63,24 +64,25 @@ def test_kill_9_then_ckpt_path_resumes_as_if_never_interrupted(tiny_data, tmp_pa
     state = kill_after_checkpoint([*args, *slow, f"hydra.run.dir={run}"], run, 2)
     assert 2 <= state["epoch"] < 6
 
-    refused = run_cli(*args, f"hydra.run.dir={run}")  # the same command again: refused, with the way on
+    refused = run_main(*args, f"hydra.run.dir={run}")  # the same command again: refused, with the way on
     output = refused.stdout + refused.stderr
     assert refused.returncode == 1 and "holds an interrupted run" in output and "Traceback" not in output
     assert f"To resume: python -m catdog.train {' '.join(args[1:])} ckpt_path={run}" in output
 
-    result = run_cli(*args, f"ckpt_path={run}")  # the run directory: it goes on writing there
+    result = run_main(*args, f"ckpt_path={run}")  # the run directory: it goes on writing there
     assert result.returncode == 0, result.stderr[-2000:]
     assert history_epochs(run) == list(range(6))  # every epoch exactly once
     assert f"Resuming from {run}/checkpoints/last.keras after epoch {state['epoch']}" in (run / "train.log").read_text()
 
     straight = tmp_path / "uninterrupted"
-    result = run_cli(*args, f"hydra.run.dir={straight}")
+    result = run_main(*args, f"hydra.run.dir={straight}")
     assert result.returncode == 0, result.stderr[-2000:]
     # same batches, dropout draws and optimizer state after the resume: the same losses, to float noise
     assert min(history(straight, "val_loss")) > 1e-3
     np.testing.assert_allclose(history(run, "val_loss"), history(straight, "val_loss"), rtol=1e-3, atol=0)
 
 
+@pytest.mark.slow
 def test_sigterm_stops_after_a_batch_keeps_the_checkpoint_and_prints_the_resume_command(tiny_data, tmp_path):
     run = tmp_path / "run"
     args = ["catdog.train", *SMALL, f"dataset.root={tiny_data}", "trainer.max_epochs=20", f"paths.cache_dir={tmp_path}"]
@@ -101,7 +103,7 @@ def test_sigterm_stops_after_a_batch_keeps_the_checkpoint_and_prints_the_resume_
     assert "Traceback" not in output and not (run / "metrics.json").exists()
     epochs = read_state(last)["epoch"]
     assert history_epochs(run)[:epochs] == list(range(epochs))
-    result = run_cli(*args, "trainer.max_epochs=3", f"ckpt_path={run}")  # a shorter run: it resumes all the same
+    result = run_main(*args, "trainer.max_epochs=3", f"ckpt_path={run}")  # a shorter run: it resumes all the same
     assert result.returncode == 0, result.stderr[-2000:]
     assert history_epochs(run) == list(range(max(epochs, 3)))
 
@@ -146,6 +148,7 @@ def test_a_finished_run_is_never_restarted_or_overwritten(compose, tiny_data):
     assert before == {p: p.read_bytes() for p in before}
 
 
+@pytest.mark.slow
 def test_fine_tuning_killed_in_its_second_stage_resumes_there(tiny_data, tmp_path):
     run = tmp_path / "run"
     args = ["catdog.train", "experiment=model4_finetune", "model.backbone.weights=null", "model.backbone.alpha=0.35",
@@ -155,7 +158,7 @@ def test_fine_tuning_killed_in_its_second_stage_resumes_there(tiny_data, tmp_pat
     slow = ["+callbacks.sleep._target_=helpers.SleepAtEpochEnd", "+callbacks.sleep.seconds=1.0"]
     state = kill_after_checkpoint([*args, *slow, f"hydra.run.dir={run}"], run, 3)  # in the fine-tuning stage
     assert state["stage"] == 1 and 3 <= state["epoch"] < 6 and state["stage_start"] == 2
-    result = run_cli(*args, f"ckpt_path={run}/checkpoints/last.keras")
+    result = run_main(*args, f"ckpt_path={run}/checkpoints/last.keras")
     assert result.returncode == 0, result.stderr[-2000:]
     assert history_epochs(run) == list(range(6))
     metrics = json.loads((run / "metrics.json").read_text())
@@ -252,8 +255,8 @@ def test_evaluate_cli_refuses_lambda_checkpoint(tmp_path, tiny_data):
     inputs = keras.Input((8, 8, 3))
     model = keras.Model(inputs, keras.layers.Lambda(lambda x: x[:, 0, 0, :2])(inputs))
     model.save(tmp_path / "m.keras")
-    result = run_cli("catdog.evaluate", f"ckpt_path={tmp_path / 'm.keras'}", f"data_dir={tiny_data / 'train'}",
-                     f"hydra.run.dir={tmp_path / 'eval'}", timeout=120)
+    result = run_main("catdog.evaluate", f"ckpt_path={tmp_path / 'm.keras'}", f"data_dir={tiny_data / 'train'}",
+                      f"hydra.run.dir={tmp_path / 'eval'}")
     assert result.returncode == 1 and "safe_mode=false" in result.stdout + result.stderr
 
 

@@ -7,11 +7,12 @@ import os
 import pytest
 import yaml
 
-from conftest import run_cli
+from conftest import run_cli, run_main
 
 pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="pip install hydra-submitit-launcher")
 
 
+@pytest.mark.slow
 def test_a_submitit_local_sweep_runs_each_job_in_its_own_process_and_a_failed_job_fails_alone(tiny_data, tmp_path):
     sweep = tmp_path / "sweep"
     result = run_cli("catdog.train", "-m", "hydra/launcher=submitit_local", "backend=jax,tensorflow", "seed=0,-1",
@@ -35,7 +36,7 @@ def test_a_submitit_local_sweep_runs_each_job_in_its_own_process_and_a_failed_jo
     assert len({p.parent.name for p in logs}) == 4  # four jobs, four processes (a local job's id is its pid)
     assert sum("catdog.trainer" in p.read_text() for p in logs) == 2
 
-    report = run_cli("catdog.report", str(sweep), timeout=300)
+    report = run_main("catdog.report", str(sweep))
     assert report.returncode == 0, report.stderr[-2000:]
     text = (sweep / "report.md").read_text()
     rows = [line for line in text.splitlines() if line.startswith("| model1 ")]

@@ -17,6 +17,7 @@ from conftest import make_image_folders, run_cli, run_python
 TESTS = Path(__file__).parent
 
 
+@pytest.mark.slow
 def test_a_checkpoint_loads_in_plain_keras_after_import_catdog_and_predicts_as_the_live_task(tmp_path):
     from catdog import ImageFolderDataModule, Trainer
     from catdog.callbacks import ModelCheckpoint
@@ -93,19 +94,20 @@ def loss_column(run):
         return [float(r["loss"]) for r in csv.DictReader(f)]
 
 
-@pytest.mark.parametrize("cached", [True, False])
+@pytest.mark.parametrize("cached", [True, pytest.param(False, marks=pytest.mark.slow)])
 def test_a_custom_compute_loss_runs_with_and_without_the_feature_cache(compose, tmp_path, cached):
     data = make_image_folders(tmp_path / "data", train=4, val=10)  # 5 validation batches: one is the test
     cfg = compose([f"dataset.root={data}", "experiment=model4", "model.backbone.weights=null",
                    "model.backbone.alpha=0.35", "dataset.image_size=[32,32]", "dataset.batch_size=4",
                    "trainer.max_epochs=1", "trainer.verbose=0", "augment=none",
-                   f"trainer.feature_cache.enabled={cached}", "model._target_=helpers.OffsetLossClassifier",
-                   "+model.offset=100.0"])
+                   f"trainer.feature_cache.enabled={cached}", "trainer.feature_cache.runtime=keras",
+                   "model._target_=helpers.OffsetLossClassifier", "+model.offset=100.0"])
     metrics = train(cfg)
     assert loss_column(Path(cfg.paths.output_dir))[0] > 100  # cross-entropy alone is about log(2)
     assert metrics["stages"] == ["fit"] and metrics["test_loss"] > 100
 
 
+@pytest.mark.slow
 def test_a_custom_compute_loss_runs_on_jax_with_and_without_the_feature_cache(tmp_path):
     data = make_image_folders(tmp_path / "data", train=4, val=8)
     for cached in (True, False):

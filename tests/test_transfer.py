@@ -37,7 +37,7 @@ def fit(compose, data, *overrides):
     return task, trainer
 
 
-@pytest.mark.parametrize("name", LISTED)
+@pytest.mark.parametrize("name", [LISTED[0], *(pytest.param(name, marks=pytest.mark.slow) for name in LISTED[1:])])
 def test_each_listed_backbone_trains_a_fast_dev_run_then_saves_and_reloads(compose, tiny_data, tmp_path, name):
     task, trainer = fit(compose, tiny_data, f"model.backbone={name}", "trainer.feature_cache.runtime=keras")
     assert task.name == name and len(trainer.history) == 1
@@ -51,6 +51,7 @@ def test_each_listed_backbone_trains_a_fast_dev_run_then_saves_and_reloads(compo
     np.testing.assert_allclose(loaded(IMAGES), task(IMAGES), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_the_train_entry_caches_features_through_onnx_runtime_then_fine_tunes(compose, tiny_data, tmp_path):
     cfg = compose([f"dataset.root={tiny_data}", *RUN, "model.backbone=MobileNetV3Small", STAGES])
     train(cfg)
