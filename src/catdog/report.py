@@ -91,7 +91,8 @@ def plot_curves(runs, path) -> None:
             ax.plot(range(1, len(r["val_curve"]) + 1), r["val_curve"], marker=".",
                     label=f"{r['augment']} / {r['backend']}")
         ax.set(title=model, xlabel="epoch", ylabel="validation accuracy")
-        ax.legend(fontsize=7)
+        if ax.lines:  # a model whose runs have no curve gets an empty panel, without a legend
+            ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
