@@ -101,8 +101,9 @@ def run_main(module, *args):
     out, err, code = io.StringIO(), io.StringIO(), 0
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level  # Hydra configures logging for its job: undone below
-    # absl's handler closes its stream, when Hydra's logging setup closes every handler, unless it is sys.stderr
-    on_stderr = [h for h in logging._handlerList if getattr(h(), "__dict__", {}).get("stream") is sys.stderr]
+    # Hydra's logging setup closes every handler, and absl's closes its stream unless that is sys.stderr then
+    on_stderr = {h: h().stream for h in logging._handlerList if getattr(h(), "__dict__", {}).get("stream") is not None
+                 and (h().stream is sys.stderr or type(h()).__module__.startswith("absl"))}
     for handler in on_stderr:
         handler().stream = err
     GlobalHydra.instance().clear()
@@ -113,9 +114,9 @@ def run_main(module, *args):
         code = exc.code if isinstance(exc.code, int) else 1
     finally:
         sys.argv = argv
-        for handler in on_stderr:
+        for handler, stream in on_stderr.items():
             if handler() is not None:
-                handler().stream = sys.stderr
+                handler().stream = stream
         GlobalHydra.instance().clear()
         for handler in root.handlers:
             if handler not in handlers:

@@ -1,5 +1,5 @@
 """Any class-folder and file name the filesystem allows goes through train, predict, evaluate and the report:
-metrics.json, CSV, JSON, plots and logs name the classes and files exactly. One process launch (train's CLI)."""
+metrics.json, CSV, JSON, plots and logs name the classes and files exactly. Train runs through its CLI, in this process."""
 
 import csv
 import json
@@ -13,7 +13,7 @@ from PIL import Image
 from catdog.io import TEXT
 from catdog.report import markdown_literal, write_report
 
-from conftest import make_image, run_cli
+from conftest import make_image, run_main
 
 NOT_UTF8 = os.fsdecode(b"caf\xe9")  # a Latin-1 name on a UTF-8 system: "caf\udce9"
 CLASSES = sorted(["$x_{1}", 'a,b "c"', "ünïcödé 猫", "-dash", NOT_UTF8])
@@ -45,9 +45,9 @@ def read_csv(path) -> list[dict]:
 def test_odd_names_survive_train_predict_evaluate_and_report(compose, tmp_path, capfd, caplog):
     data = named_folders(tmp_path / "data", np.random.default_rng(0))
     run = tmp_path / "run"
-    result = run_cli("catdog.train", "dataset=folder", f"dataset.root={data}", "experiment=model1",
-                     "dataset.image_size=[32,32]", "dataset.batch_size=4", "trainer.fast_dev_run=1",
-                     "trainer.verbose=0", "augment=none", f"hydra.run.dir={run}", f"paths.cache_dir={tmp_path / 'c'}")
+    result = run_main("catdog.train", "dataset=folder", f"dataset.root={data}", "experiment=model1",
+                      "dataset.image_size=[32,32]", "dataset.batch_size=4", "trainer.fast_dev_run=1",
+                      "trainer.verbose=0", "augment=none", f"hydra.run.dir={run}", f"paths.cache_dir={tmp_path / 'c'}")
     output = result.stdout + result.stderr
     assert result.returncode == 0 and "Traceback" not in output and "Logging error" not in output, output[-3000:]
 
