@@ -63,15 +63,30 @@ def test_feature_cache_matches_the_plain_path_without_augmentation(compose, tmp_
     np.testing.assert_allclose(cached, plain, atol=1e-4)
 
 
-def test_onnxruntime_computes_the_features_keras_does():
+def test_onnxruntime_computes_the_features_keras_does_and_its_export_is_kept_reused_and_redone(tmp_path, monkeypatch,
+                                                                                             caplog):
     features, images = small_features(), images_of(10)
     computed = {}
     for runtime in ("keras", "onnxruntime"):
-        data = FeatureDataModule(images, features, batch_size=4, runtime=runtime)
+        data = FeatureDataModule(images, features, batch_size=4, runtime=runtime, cache_dir=tmp_path / "cache")
         computed[runtime] = data._features("train", 1, None)[0]
     assert computed["keras"].shape == (10, 1280)
     np.testing.assert_allclose(computed["onnxruntime"], computed["keras"], atol=1e-4 * np.abs(computed["keras"]).max())
     assert FeatureDataModule(images, features).runtime == "onnxruntime"  # auto, on TensorFlow
+
+    (onnx_file,) = (tmp_path / "cache").glob("features-*.onnx")  # the export, kept
+    loader = array_loader(images.arrays["train"][0].astype("float32"), np.zeros(10, "int32"), 4)
+    exports = []
+    original = keras.Model.export
+    monkeypatch.setattr(keras.Model, "export", lambda *a, **k: exports.append(1) or original(*a, **k))
+    first = np.concatenate(list(onnx_predict(features, onnx_file)(loader)))
+    np.testing.assert_allclose(first, computed["onnxruntime"], rtol=1e-6)
+    assert not exports  # read back from the file
+
+    onnx_file.write_bytes(b"cut short")
+    np.testing.assert_array_equal(np.concatenate(list(onnx_predict(features, onnx_file)(loader))), first)
+    assert exports == [1] and "unreadable ONNX file" in caplog.text
+    assert onnx_file.stat().st_size > 1000  # the file is whole again
 
 
 def test_a_model_onnx_runtime_cannot_run_falls_back_to_keras(monkeypatch, caplog):
@@ -87,26 +102,6 @@ def test_a_model_onnx_runtime_cannot_run_falls_back_to_keras(monkeypatch, caplog
     keras_data = FeatureDataModule(images, features, batch_size=4, runtime="keras")
     np.testing.assert_allclose(computed, keras_data._features("train", 1, None)[0], rtol=1e-6)
     assert data.runtime == "keras" and "computing the features with Keras" in caplog.text
-
-
-def test_the_onnx_export_is_kept_and_reused_and_redone_when_unreadable(tmp_path, monkeypatch, caplog):
-    features = small_features()
-    x = np.random.default_rng(0).integers(0, 256, (6, 32, 32, 3)).astype("float32")
-    loader = array_loader(x, np.zeros(6, "int32"), 4)
-    onnx_file = tmp_path / "cache" / "features.onnx"
-    first = np.concatenate(list(onnx_predict(features, onnx_file)(loader)))
-    assert onnx_file.is_file() and first.shape == (6, 1280)
-
-    exports = []
-    original = keras.Model.export
-    monkeypatch.setattr(keras.Model, "export", lambda *a, **k: exports.append(1) or original(*a, **k))
-    np.testing.assert_array_equal(np.concatenate(list(onnx_predict(features, onnx_file)(loader))), first)
-    assert not exports  # read back from the file
-
-    onnx_file.write_bytes(b"cut short")
-    np.testing.assert_array_equal(np.concatenate(list(onnx_predict(features, onnx_file)(loader))), first)
-    assert exports == [1] and "unreadable ONNX file" in caplog.text
-    assert onnx_file.stat().st_size > 1000  # the file is whole again
 
 
 @pytest.mark.slow
