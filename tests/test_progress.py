@@ -32,3 +32,26 @@ def test_a_step_that_cannot_count_its_work_says_it_is_still_running(caplog):
     with working("Exporting"):
         pass
     assert not caplog.records
+
+
+def test_the_decode_pass_counts_every_file_readable_or_not(tmp_path):
+    import numpy as np
+
+    from catdog.data.cache import decode_into
+    from conftest import make_image
+
+    paths = []
+    for i in range(3):
+        paths.append(tmp_path / f"{i}.png")
+        make_image(paths[-1], i % 2, np.random.default_rng(i))
+    (tmp_path / "bad.jpg").write_bytes(b"not an image")
+    paths = [str(p) for p in [*paths, tmp_path / "bad.jpg"]]
+    rows = np.zeros((4, 8, 8, 3), np.uint8)
+
+    class Store:
+        def write(self, i, batch):
+            rows[i: i + len(batch)] = batch
+
+    counted = Progress("Decoding", 4)
+    bad = decode_into(paths, (8, 8), Store(), progress=counted)
+    assert counted.done == 4 and list(bad) == [paths[3]] and rows[:3].any()
