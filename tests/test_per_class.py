@@ -38,7 +38,7 @@ def fake_run(num_test):
 
 
 @pytest.mark.parametrize("num_test", [3, 0])
-def test_error_analysis_adds_per_class_metrics_for_validation_and_test(tmp_path, num_test):
+def test_error_analysis_adds_per_class_metrics_for_validation_and_test(tmp_path, num_test, caplog, recwarn):
     trainer, task = fake_run(num_test)
     metrics = ErrorAnalysis(tmp_path).on_tested(trainer, task)
     assert metrics["val_per_class"]["猫"] == {"precision": 1.0, "recall": 0.5, "f1": pytest.approx(2 / 3),
@@ -49,6 +49,8 @@ def test_error_analysis_adds_per_class_metrics_for_validation_and_test(tmp_path,
     else:
         assert "test_per_class" not in metrics  # no test images: no test figures
     assert (tmp_path / "confusion.png").is_file() and (tmp_path / "mistakes.png").is_file()
+    assert not [w for w in recwarn if "missing from font" in str(w.message)]  # one line per plot says it instead
+    assert caplog.text.count("show as boxes") == 2
 
 
 def test_report_has_a_per_class_table_with_literal_names(tmp_path):

@@ -8,7 +8,7 @@ import numpy as np
 
 from catdog.callbacks import Callback
 from catdog.io import printable
-from catdog.plots import plt
+from catdog.plots import plt, save_figure
 
 log = logging.getLogger(__name__)
 
@@ -81,9 +81,7 @@ def plot_confusion(matrix, class_names, path) -> None:
     ax.set_xticks(range(len(names)), names)
     ax.set_yticks(range(len(names)), names)
     ax.set(xlabel="predicted", ylabel="true", title="validation confusion matrix")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, 90)
 
 
 def plot_confident_mistakes(images, labels, probabilities, worst, class_names, path) -> None:
@@ -98,6 +96,4 @@ def plot_confident_mistakes(images, labels, probabilities, worst, class_names, p
         ax.set_title(f"{printable(class_names[labels[i]])} as {printable(class_names[predicted[i]])} "
                      f"({probabilities[i, predicted[i]]:.2f})", fontsize=9)
     fig.suptitle("most confident mistakes (validation)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    save_figure(fig, path, 80)

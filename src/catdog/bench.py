@@ -15,7 +15,7 @@ from catdog.entry import hydra_entry
 from catdog.errors import CatdogError
 from catdog.history import read_history, seconds_to
 from catdog.io import write_json, write_text
-from catdog.plots import grouped_bars, plt
+from catdog.plots import grouped_bars, plt, save_figure
 from catdog.report import markdown_table, read_run
 from catdog.run_info import cpu_info, describe_cpu
 
@@ -143,9 +143,7 @@ def plot(steps, peers, path) -> None:
             series.setdefault(f"catdog ({p['catdog_backend']})", {})[p["experiment"]] = p["catdog_wall_seconds"]
         grouped_bars(next(axes), series, f"wall seconds ({peers[0]['epochs']} epochs, whole process)",
                       "catdog vs tutorial")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, 90)
 
 
 def bench(cfg: DictConfig) -> dict:

@@ -3,6 +3,9 @@
 Text is drawn as it is written: mathtext is off (a class named `$x_1` or `a$b$c` shows its dollar signs), and
 class names go through `catdog.io.printable` (a newline or an undecodable byte shows as its escape)."""
 
+import logging
+import warnings
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -11,6 +14,24 @@ import matplotlib.pyplot as plt  # noqa: E402
 from catdog.io import printable  # noqa: E402
 
 plt.rcParams["text.parse_math"] = False
+log = logging.getLogger(__name__)
+
+
+def save_figure(fig, path, dpi) -> None:
+    """Lay out, write and close `fig`. Characters the font lacks (CJK class names in DejaVu Sans) draw as
+    boxes: one warning line says so, instead of matplotlib's warning for each glyph and each pass."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fig.tight_layout()
+        fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    glyphs = [w for w in caught if "missing from font" in str(w.message)]
+    for w in caught:
+        if w not in glyphs:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if glyphs:
+        log.warning("%s: some label characters are not in the plot font (%s) and show as boxes.", path,
+                    ", ".join(plt.rcParams["font.sans-serif"][:1]))
 
 
 def plot_history(history: dict, path, title: str = "") -> None:
@@ -21,9 +42,7 @@ def plot_history(history: dict, path, title: str = "") -> None:
     ax.plot(epochs, history["val_accuracy"], label="validation")
     ax.set(xlabel="epoch", ylabel="accuracy", title=title)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, 100)
 
 
 def plot_samples(images, labels, class_names, path, per_class=3) -> None:
@@ -37,9 +56,7 @@ def plot_samples(images, labels, class_names, path, per_class=3) -> None:
             if col < len(picks):
                 ax.imshow(images[picks[col]])
                 ax.set_title(printable(name))
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    save_figure(fig, path, 80)
 
 
 def plot_augmentations(rows, path) -> None:
@@ -52,9 +69,7 @@ def plot_augmentations(rows, path) -> None:
             if col < len(images):
                 ax.imshow(images[col].clip(0, 255).astype("uint8"))
                 ax.set_title("original" if col == 0 else title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    save_figure(fig, path, 80)
 
 
 def grouped_bars(ax, series: dict, ylabel: str, title: str) -> None:

@@ -11,7 +11,7 @@ import yaml
 
 from catdog.history import read_history
 from catdog.io import TEXT, printable, write_text
-from catdog.plots import grouped_bars, plt
+from catdog.plots import grouped_bars, plt, save_figure
 
 COLUMNS = ("experiment", "model", "augment", "backend", "seed", "epochs", "best_val_accuracy", "final_val_accuracy",
            "test_accuracy", "median_epoch_seconds", "train_images_per_second", "setup_seconds", "run_seconds",
@@ -93,9 +93,7 @@ def plot_curves(runs, path) -> None:
         ax.set(title=model, xlabel="epoch", ylabel="validation accuracy")
         if ax.lines:  # a model whose runs have no curve gets an empty panel, without a legend
             ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, 90)
 
 
 def plot_backends(runs, path) -> None:
@@ -105,9 +103,7 @@ def plot_backends(runs, path) -> None:
         series.setdefault(r["backend"], {})[f"{r['model']}\n{r['augment']}"] = r["median_epoch_seconds"] or 0
     fig, ax = plt.subplots(figsize=(max(6, 1.2 * len({(r["model"], r["augment"]) for r in runs})), 3.8))
     grouped_bars(ax, series, "median s / epoch", "backend comparison")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, 90)
 
 
 def write_report(root, out=None) -> Path:
