@@ -30,8 +30,7 @@ def save_figure(fig, path, dpi) -> None:
         if w not in glyphs:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     if glyphs:
-        log.warning("%s: some label characters are not in the plot font (%s) and show as boxes.", path,
-                    ", ".join(plt.rcParams["font.sans-serif"][:1]))
+        log.warning("%s: some label characters are not in the plot font and show as boxes.", path)
 
 
 def plot_history(history: dict, path, title: str = "") -> None:

@@ -34,9 +34,9 @@ class Progress:
                           self.unit, 100 * self.done // max(self.total, 1), elapsed, left)
 
     def close(self) -> None:
-        elapsed = time.monotonic() - self.start
-        if self.reported or time.monotonic() >= self.next_line:
-            self.log.info("%s: %d %s in %.0f s", self.what, self.done, self.unit, elapsed)
+        now = time.monotonic()
+        if self.reported or now >= self.next_line:
+            self.log.info("%s: %d %s in %.0f s", self.what, self.done, self.unit, now - self.start)
 
 
 @contextmanager

@@ -301,8 +301,8 @@ class Trainer:
     def _strategy(self, task, datamodule):
         """(model to fit, data to fit it on): the task on images, or its feature task on cached features (not
         while several processes train together: each would compute and cache the features itself)."""
-        if self.feature_cache is not None and self.feature_cache.applies(task) and not (
-                self.processes.count > 1 and not self._left):
+        alone = self.processes.count == 1 or self._left
+        if alone and self.feature_cache is not None and self.feature_cache.applies(task):
             max_images = ({k: n * datamodule.batch_size for k, n in self.limits.items() if n}
                           if self.fast_dev_run else {})
             return task.feature_task(), self.feature_cache.data(task, datamodule, max_images)
