@@ -121,7 +121,7 @@ def main():
         raise SystemExit("Give --data (or CATDOG_DATA): the tutorial's cats_and_dogs_filtered folder.")
     data, out = Path(args.data), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    from catdog.run_info import cpu_info
+    from catdog.utils.run_info import cpu_info
 
     file = out / "results.json"
     results = json.loads(file.read_text()) if file.is_file() else {}
@@ -135,7 +135,7 @@ def main():
 
 
 def report(results) -> str:
-    from catdog.run_info import describe_cpu
+    from catdog.utils.run_info import describe_cpu
 
     rss, decode, epoch = results["rss"], results["decode"], results["epoch"]
     sizes = sorted(int(k.removeprefix("disk_")) for k in rss if k.startswith("disk_"))

@@ -1,45 +1,79 @@
-"""Fixtures: tiny generated image folders, composed configs, and runners for the CLIs: in this process
-(`run_main`), or in a fresh one where the process is the point (`run_cli`: another backend, a kill)."""
+"""Fixtures (tiny generated image folders, composed configs) and the two-backend run: a test marked
+`backends` is collected once per backend, runs here on this process's backend (TensorFlow unless
+KERAS_BACKEND says otherwise) and on the other one in a pytest process of its own, as Keras' CI runs its
+suite once per backend. Shared helpers: helpers.py."""
 
-import contextlib
-import importlib
-import io
-import logging
 import os
 import subprocess
 import sys
+import tempfile
+import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-REAL_DATA = SHARED / "data" / "cats_and_dogs"
-REAL_WEIGHTS = SHARED / "weights" / "mobilenet_v2_1.0_224_imagenet_no_top.weights.h5"
+from helpers import BACKEND, with_backend, make_image_folders  # noqa: E402  (after the backend is chosen)
+
+BACKENDS = ("tensorflow", "jax")
 
 
-def make_image(path, label, rng, size=(48, 40)):
-    """A learnable toy photo: class 0 bright on the left, class 1 bright on the right, plus noise."""
-    h, w = size
-    img = rng.integers(0, 90, (h, w, 3), dtype=np.uint8)
-    half = slice(0, w // 2) if label == 0 else slice(w // 2, w)
-    img[:, half] = np.clip(img[:, half].astype(int) + 150, 0, 255).astype(np.uint8)
-    Image.fromarray(img).save(path)
+def pytest_configure(config):
+    config.addinivalue_line("markers", "backends: run on each Keras backend, one process per backend")
 
 
-def make_image_folders(root, classes=("cats", "dogs"), train=12, val=10, seed=0):
-    rng = np.random.default_rng(seed)
-    for split, n in (("train", train), ("validation", val)):
-        for label, name in enumerate(classes):
-            d = Path(root) / split / name
-            d.mkdir(parents=True, exist_ok=True)
-            for i in range(n):
-                make_image(d / f"{name}.{i}.jpg", label, rng)
-    return Path(root)
+def pytest_generate_tests(metafunc):
+    if metafunc.definition.get_closest_marker("backends"):
+        metafunc.fixturenames.append("keras_backend")
+        metafunc.parametrize("keras_backend", BACKENDS)
+
+
+def _backend(item) -> str:
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("keras_backend", BACKEND) if callspec else BACKEND
+
+
+def _other_backend_results(session) -> dict:
+    """Run every collected test of the other backend in one pytest process on it (once); {nodeid's file stem
+    and name: (outcome, message)}."""
+    if not hasattr(session, "catdog_other_backend"):
+        items = [item for item in session.items if _backend(item) != BACKEND]
+        root = Path(session.config.rootpath)
+        with tempfile.TemporaryDirectory() as tmp:
+            report = Path(tmp) / "junit.xml"
+            command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=-ra",
+                       f"--junitxml={report}", *(item.nodeid for item in items)]
+            env = {**os.environ, "KERAS_BACKEND": _backend(items[0])}
+            run = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True,
+                                 errors="backslashreplace")
+            results = {}
+            if report.is_file():
+                for case in ElementTree.parse(report).iter("testcase"):
+                    outcome, message = "passed", ""
+                    for child in case:
+                        if child.tag in ("failure", "error", "skipped"):
+                            outcome = "skipped" if child.tag == "skipped" else "failed"
+                            message = (child.get("message") or "") + "\n" + (child.text or "")
+                    results[(case.get("classname").rsplit(".", 1)[-1], case.get("name"))] = (outcome, message)
+        session.catdog_other_backend = results, run.stdout[-3000:] + run.stderr[-3000:]
+    return session.catdog_other_backend
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem):
+    """A test of the other backend reports what it did in that backend's process."""
+    if _backend(pyfuncitem) == BACKEND:
+        return None
+    results, output = _other_backend_results(pyfuncitem.session)
+    outcome, message = results.get((Path(pyfuncitem.nodeid.split("::")[0]).stem, pyfuncitem.name),
+                                   ("failed", f"no result from the {_backend(pyfuncitem)} process:\n{output}"))
+    if outcome == "skipped":
+        pytest.skip(message.strip().splitlines()[0] if message.strip() else "skipped")
+    if outcome == "failed":
+        pytest.fail(f"on {_backend(pyfuncitem)}: {message}", pytrace=False)
+    return True
 
 
 @pytest.fixture
@@ -56,12 +90,12 @@ def compose(tmp_path):
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
 
-    from catdog.config import config_dir
+    from catdog.utils.config import config_dir
 
     def _compose(overrides=(), config_name="train"):
         GlobalHydra.instance().clear()
         with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-            cfg = hydra_compose(config_name, overrides=list(overrides), return_hydra_config=True)
+            cfg = hydra_compose(config_name, overrides=with_backend(overrides), return_hydra_config=True)
         HydraConfig.instance().set_config(cfg)
         with open_dict(cfg):
             if not any(o.startswith("paths.output_dir=") for o in overrides):
@@ -74,53 +108,3 @@ def compose(tmp_path):
     GlobalHydra.instance().clear()
 
 
-def run_python(code, backend="tensorflow", env=None, timeout=300) -> str:
-    """Run `code` in a fresh interpreter on `backend`; returns its stdout, failing the test on a non-zero exit."""
-    full_env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONUNBUFFERED": "1", **(env or {})}
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full_env,
-                            timeout=timeout)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout
-
-
-def run_cli(*args, env=None, cwd=None, timeout=600):
-    """Run `python -m <args>` in a fresh process (its own Keras backend); returns CompletedProcess."""
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    full_env.pop("KERAS_BACKEND", None)
-    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, env=full_env,
-                          cwd=cwd, timeout=timeout, errors="backslashreplace")
-
-
-def run_main(module, *args):
-    """`python -m module args` in this process, on its backend (TensorFlow): the entry point's Hydra main with
-    those arguments; returns a CompletedProcess with its exit code and console output."""
-    from hydra.core.global_hydra import GlobalHydra
-
-    main = importlib.import_module(module).main
-    argv, sys.argv = sys.argv, [module, *args]
-    out, err, code = io.StringIO(), io.StringIO(), 0
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level  # Hydra configures logging for its job: undone below
-    # Hydra's logging setup closes every handler, and absl's closes its stream unless that is sys.stderr then
-    on_stderr = {h: h().stream for h in logging._handlerList if getattr(h(), "__dict__", {}).get("stream") is not None
-                 and (h().stream is sys.stderr or type(h()).__module__.startswith("absl"))}
-    for handler in on_stderr:
-        handler().stream = err
-    GlobalHydra.instance().clear()
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            main()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    finally:
-        sys.argv = argv
-        for handler, stream in on_stderr.items():
-            if handler() is not None:
-                handler().stream = stream
-        GlobalHydra.instance().clear()
-        for handler in root.handlers:
-            if handler not in handlers:
-                handler.close()
-        root.handlers[:] = handlers
-        root.setLevel(level)
-    return subprocess.CompletedProcess([module, *args], code, out.getvalue(), err.getvalue())

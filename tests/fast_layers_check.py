@@ -1,4 +1,4 @@
-"""`python tests/fast_layers_check.py`: Keras layers with catdog's XLA:CPU calls vs Keras' own, in this
+"""`python tests/fast_layers_check.py`: catdog's XLA:CPU layer subclasses vs Keras' own layers, in this
 process's backend.
 
 Prints one line per case, `CASE <name> <max abs (MobileNetV2: relative) difference>`; the test runs it on
@@ -8,7 +8,8 @@ JAX in a subprocess.
 import keras
 import numpy as np
 
-from catdog.models.layers import use_xla_cpu_layers
+from catdog.models import layers as fast_layers
+from catdog.models.layers import leaf_layers, with_xla_cpu_layers
 
 
 def value_and_grads(layer, x):
@@ -27,11 +28,10 @@ def value_and_grads(layer, x):
 
 
 def compare(name, layer_class, x, **options):
-    plain, fast = layer_class(**options), layer_class(**options)
-    plain.build(x.shape)
-    model = keras.Sequential([keras.Input(x.shape[1:]), fast])
-    fast.set_weights(plain.get_weights())
-    assert use_xla_cpu_layers(model) == 1 and "call" in vars(fast)
+    plain = layer_class(**options)
+    model = with_xla_cpu_layers(keras.Sequential([keras.Input(x.shape[1:]), plain]))
+    fast = model.layers[0]
+    assert type(fast) is getattr(fast_layers, layer_class.__name__)
     diff = max(float(np.max(np.abs(a - b))) for a, b in zip(value_and_grads(fast, x), value_and_grads(plain, x)))
     print(f"CASE {name} {diff:.3g}", flush=True)
 
@@ -49,9 +49,8 @@ def main():
     base = keras.applications.MobileNetV2(input_shape=(32, 32, 3), alpha=0.35, include_top=False, weights=None)
     images = rng.uniform(-1, 1, (2, 32, 32, 3)).astype("float32")
     expected = np.asarray(base.predict_on_batch(images))
-    fast = keras.models.clone_model(base)
-    fast.set_weights(base.get_weights())
-    swapped = use_xla_cpu_layers(fast)
+    fast = with_xla_cpu_layers(base)
+    swapped = sum(type(layer) is fast_layers.DepthwiseConv2D for layer in leaf_layers(fast))
     diff = float(np.max(np.abs(np.asarray(fast.predict_on_batch(images)) - expected)) / np.max(np.abs(expected)))
     print(f"CASE mobilenetv2_{swapped}_depthwise_swapped {diff:.3g}", flush=True)
 

@@ -3,8 +3,7 @@ from pathlib import Path
 import pytest
 from hydra.errors import ConfigCompositionException
 
-from catdog.config import config_dir
-from catdog.errors import CatdogError
+from catdog.utils.config import config_dir
 
 GROUPS = ("dataset", "model", "augment", "trainer", "callbacks", "logger", "backend", "experiment")
 
@@ -80,7 +79,7 @@ def test_augmentation_layers_draw_independently_and_reproducibly(compose):
 
 
 def test_ckpt_path_names_the_run_directory_a_resume_writes_into(tmp_path):
-    from catdog.config import run_dir_of
+    from catdog.utils.config import run_dir_of
 
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)

@@ -6,7 +6,7 @@ from catdog.data import ImageFolderDataModule, list_image_folder, load_image
 from catdog.data.cache import cached_decode
 from catdog.errors import CatdogError
 
-from conftest import make_image_folders
+from helpers import make_image_folders
 
 
 def datamodule(root, **kw):

@@ -13,10 +13,10 @@ import pytest
 
 from catdog.backend import jax_accelerator, without_cpu_flags
 from catdog.data.loaders import ArrayBatches
-from catdog.distributed import processes
+from catdog.training.distributed import processes
 from catdog.errors import CatdogError
 
-from conftest import REAL_DATA, make_image, run_python
+from helpers import REAL_DATA, make_image, run_python
 
 TESTS = Path(__file__).parent
 TOLERANCE = 0.02  # validation accuracy, per epoch, of two processes against one: 3 of the 160 images
@@ -172,8 +172,8 @@ def test_ranks_above_zero_write_no_hydra_files(monkeypatch):
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import open_dict
 
-    import catdog.distributed  # noqa: F401  (its resolvers)
-    from catdog.config import config_dir
+    import catdog.training.distributed  # noqa: F401  (its resolvers)
+    from catdog.utils.config import config_dir
 
     def hydra_node(*overrides):
         GlobalHydra.instance().clear()

@@ -10,7 +10,7 @@ from catdog.data import ImageFolderDataModule
 from catdog.errors import CatdogError
 from catdog.models import build_model
 
-from conftest import make_image_folders
+from helpers import make_image_folders
 
 
 class CountingHandler(SimpleHTTPRequestHandler):

@@ -5,11 +5,11 @@ import pytest
 
 from PIL import Image
 
-from catdog.bench import comparison_row, peer_train_images
-from catdog.report import collect_runs, read_run, write_report
-from catdog.run_info import cpu_info
+from catdog.analysis.bench import comparison_row, peer_train_images
+from catdog.analysis.report import collect_runs, read_run, write_report
+from catdog.utils.run_info import cpu_info
 
-from conftest import make_image_folders, run_main
+from helpers import make_image_folders, run_main
 
 
 @pytest.mark.slow

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from conftest import run_cli, run_main
+from helpers import run_cli, run_main
 
 CASES = [  # (format, backend, model): ONNX from JAX also covers catdog's layers through jax2onnx
     ("onnx", "tensorflow", "cnn_scaled"),

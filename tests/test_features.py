@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 
 from catdog.data.loaders import array_loader
-from catdog.features import FeatureDataModule, onnx_predict
-from catdog.inference import load_classifier, predict_probabilities
+from catdog.training.feature_cache import FeatureDataModule, onnx_predict
+from catdog.tasks.loading import load_task
+from catdog.training import Trainer
 from catdog.models import build_model
 from catdog.train import train
 
-from conftest import make_image_folders, run_cli
+from helpers import make_image_folders, run_cli
 
 
 NO_WEIGHTS = ["model.backbone.weights=null", "model.backbone.alpha=0.35"]
@@ -58,7 +59,7 @@ def test_feature_cache_matches_the_plain_path_without_augmentation(compose, tmp_
         assert provenance["feature_runtime"] == (runtime if enabled else None)
     np.testing.assert_allclose(losses(runs[True]), losses(runs[False]), rtol=1e-3)
     images = np.random.default_rng(0).integers(0, 256, (6, 32, 32, 3)).astype("uint8")
-    plain, cached = (predict_probabilities(load_classifier(runs[k] / "checkpoints" / "best.keras")[0], images)
+    plain, cached = (Trainer().predict(load_task(runs[k] / "checkpoints" / "best.keras")[0], images)
                      for k in (False, True))
     np.testing.assert_allclose(cached, plain, atol=1e-4)
 
@@ -90,12 +91,12 @@ def test_onnxruntime_computes_the_features_keras_does_and_its_export_is_kept_reu
 
 
 def test_a_model_onnx_runtime_cannot_run_falls_back_to_keras(monkeypatch, caplog):
-    import catdog.features
+    import catdog.training.feature_cache
 
     def unconvertible(*args, **kwargs):
         raise RuntimeError("[ONNXRuntimeError] : 10 : INVALID_GRAPH : Erfc is not a registered function")
 
-    monkeypatch.setattr(catdog.features, "onnx_predict", unconvertible)
+    monkeypatch.setattr(catdog.training.feature_cache, "onnx_predict", unconvertible)
     features, images = small_features(), images_of(6)
     data = FeatureDataModule(images, features, batch_size=4, runtime="onnxruntime")
     computed = data._features("train", 1, None)[0]
@@ -172,7 +173,7 @@ def test_finetune_preset_trains_the_top_of_the_backbone_and_keeps_batchnorm(comp
     assert metrics["epochs"] == 3 and len(losses(Path(cfg.paths.output_dir))) == 3
     keras.utils.set_random_seed(cfg.seed)  # the run's initial weights, as train() drew them
     initial = build_model("mobilenet", (32, 32), 2, [*NO_WEIGHTS, "model.pooling=avg"])
-    trained = load_classifier(Path(cfg.paths.output_dir) / "checkpoints" / "last.keras")[0]
+    trained = load_task(Path(cfg.paths.output_dir) / "checkpoints" / "last.keras")[0]
     base, start = trained.backbone, initial.backbone
     assert not np.array_equal(base.get_layer("Conv_1").kernel.numpy(), start.get_layer("Conv_1").kernel.numpy())
     assert np.array_equal(base.get_layer("Conv1").kernel.numpy(), start.get_layer("Conv1").kernel.numpy())

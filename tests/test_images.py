@@ -9,7 +9,7 @@ import pytest
 from PIL import Image, ImageCms
 
 from catdog.data.images import find_images, list_image_folder, load_image
-from catdog.predict import image_files
+from catdog.data.files import image_files
 
 RED, BLUE, WHITE = (200, 30, 60), (20, 40, 220), (255, 255, 255)
 

@@ -11,7 +11,7 @@ from catdog.data import ImageFolderDataModule
 from catdog.data.store import RowFile
 from catdog.errors import CatdogError
 
-from conftest import make_image, make_image_folders
+from helpers import make_image, make_image_folders
 
 SMALL = ["experiment=model3", "augment=none", "dataset.image_size=[32,32]", "dataset.batch_size=4", "trainer.verbose=0"]
 

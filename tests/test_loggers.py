@@ -13,7 +13,7 @@ from tensorboard.util.tensor_util import make_ndarray
 from catdog.loggers import MLflowLogger
 from catdog.train import train
 
-from conftest import run_cli
+from helpers import run_cli
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@ import pytest
 from catdog.errors import CatdogError
 from catdog.models import available_models, build_model
 
-from conftest import REAL_WEIGHTS
+from helpers import REAL_WEIGHTS
 
 EXPECTED = {  # the tutorial's parameter counts: (total, trainable)
     "cnn_small": (70_114, 70_114),
@@ -54,7 +54,7 @@ def test_missing_weights_file_names_the_setting(tmp_path):
         build_model("mobilenet", (96, 96), 2, [f"model.backbone.weights={tmp_path / 'absent.h5'}"])
 
 
-@pytest.mark.skipif(not REAL_WEIGHTS.is_file(), reason="../shared/weights not present")
+@pytest.mark.skipif(not REAL_WEIGHTS.is_file(), reason="MobileNetV2 weights absent: set CATDOG_WEIGHTS (or provide ../shared/weights)")
 def test_shared_imagenet_weights_load():
     import numpy as np
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from catdog.io import TEXT
-from catdog.report import markdown_literal, write_report
+from catdog.utils.io import TEXT
+from catdog.analysis.report import markdown_literal, write_report
 
-from conftest import make_image, run_main
+from helpers import make_image, run_main
 
 NOT_UTF8 = os.fsdecode(b"caf\xe9")  # a Latin-1 name on a UTF-8 system: "caf\udce9"
 CLASSES = sorted(["$x_{1}", 'a,b "c"', "ünïcödé 猫", "-dash", NOT_UTF8])

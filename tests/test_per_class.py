@@ -6,8 +6,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from catdog.analysis import ErrorAnalysis, per_class_metrics
-from catdog.report import markdown_literal, write_report
+from catdog.analysis.metrics import per_class_metrics
+from catdog.callbacks import ErrorAnalysis
+from catdog.analysis.report import markdown_literal, write_report
 
 CLASSES = ["cat", "dog", "$x_{1}", "never"]
 
@@ -33,7 +34,7 @@ def fake_run(num_test):
                      "test": np.array([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7]][:num_test])}
     datamodule = SimpleNamespace(arrays={s: (np.zeros((len(v), 8, 8, 3), np.uint8), v) for s, v in labels.items()},
                                  num_images=lambda split: len(labels[split]))
-    trainer = SimpleNamespace(datamodule=datamodule, predict_split=lambda task, dm, split: probabilities[split])
+    trainer = SimpleNamespace(datamodule=datamodule, predict=lambda task, dm, split: probabilities[split])
     return trainer, SimpleNamespace(class_names=["a,b \"c\"", "猫"])
 
 

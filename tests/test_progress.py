@@ -1,7 +1,7 @@
 import logging
 import time
 
-from catdog.progress import Progress, working
+from catdog.utils.progress import Progress, working
 
 
 def test_a_short_step_is_silent_and_a_long_one_reports_as_it_goes_and_at_its_end(caplog):
@@ -38,7 +38,7 @@ def test_the_decode_pass_counts_every_file_readable_or_not(tmp_path):
     import numpy as np
 
     from catdog.data.cache import decode_into
-    from conftest import make_image
+    from helpers import make_image
 
     paths = []
     for i in range(3):

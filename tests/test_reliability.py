@@ -11,11 +11,11 @@ import keras
 import numpy as np
 import pytest
 
-from catdog.checkpoint import read_state
+from catdog.training.checkpoint import read_state
 from catdog.errors import CatdogError
-from catdog.inference import load_classifier
+from catdog.tasks.loading import load_task
 
-from conftest import run_main
+from helpers import run_main
 
 TESTS = Path(__file__).parent
 
@@ -112,7 +112,7 @@ def test_ctrl_c_in_process_raises_interrupted_with_exit_code_130(tiny_data, tmp_
     from catdog import ImageClassifier, ImageFolderDataModule, Trainer
     from catdog.callbacks import ModelCheckpoint
     from catdog.models.cnn import conv_blocks
-    from catdog.trainer import Interrupted
+    from catdog.training.signals import Interrupted
 
     class CtrlC(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
@@ -126,16 +126,21 @@ def test_ctrl_c_in_process_raises_interrupted_with_exit_code_130(tiny_data, tmp_
     data = ImageFolderDataModule(root=str(tiny_data), image_size=(32, 32), batch_size=4)
     data.setup()
     task = ImageClassifier(conv_blocks, data.class_names, image_size=(32, 32), pooling="flatten")
-    with pytest.raises(Interrupted) as stopped:
-        trainer.fit(task, data)
+    # Python's own handler, as in a terminal, also where pytest started with SIGINT ignored (nohup, a background job)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(Interrupted) as stopped:
+            trainer.fit(task, data)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handlers are given back
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert stopped.value.exit_code == 130 and "after epoch 1" in str(stopped.value)
     assert read_state(tmp_path / "checkpoints" / "last.keras")["epoch"] == 1
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handlers are given back
 
 
 def test_a_finished_run_is_never_restarted_or_overwritten(compose, tiny_data):
     from catdog.train import train
-    from catdog.trainer import RunExists
+    from catdog.training.run_dir import RunExists
 
     cfg = compose([*SMALL, f"dataset.root={tiny_data}", "trainer.max_epochs=1"])
     train(cfg)
@@ -215,7 +220,7 @@ def test_early_stopping_patience_survives_a_resume(restore, epochs_run):
 
 
 def test_a_checkpoint_write_that_fails_leaves_the_previous_one(tmp_path, monkeypatch):
-    from catdog.checkpoint import save_checkpoint
+    from catdog.training.checkpoint import save_checkpoint
 
     task, path = tiny_task(), tmp_path / "last.keras"
     save_checkpoint(path, task, {"epoch": 1})
@@ -233,7 +238,7 @@ def test_a_checkpoint_write_that_fails_leaves_the_previous_one(tmp_path, monkeyp
 
 
 def test_history_row_cut_by_a_kill_is_ignored(tmp_path):
-    from catdog.history import read_history
+    from catdog.training.history import read_history
 
     path = tmp_path / "history.csv"
     path.write_text("epoch,accuracy,val_accuracy\n0,0.5,0.6\n1,0.7,0.7\n1,0.8,0.75\n2,0.9,\n")
@@ -246,8 +251,8 @@ def test_lambda_layers_are_refused_unless_allowed(tmp_path):
     path = tmp_path / "lambda.keras"
     model.save(path)
     with pytest.raises(CatdogError, match="safe_mode=false"):
-        load_classifier(path)
-    loaded, _ = load_classifier(path, safe_mode=False)
+        load_task(path)
+    loaded, _ = load_task(path, safe_mode=False)
     np.testing.assert_allclose(loaded.predict(np.ones((1, 4)), verbose=0), 2 * np.ones((1, 4)))
 
 
@@ -261,7 +266,7 @@ def test_evaluate_cli_refuses_lambda_checkpoint(tmp_path, tiny_data):
 
 
 def test_json_is_replaced_atomically(tmp_path, monkeypatch):
-    from catdog import io
+    from catdog.utils import io
 
     path = tmp_path / "metrics.json"
     io.write_json(path, {"epochs": 1})
@@ -334,7 +339,7 @@ def test_a_run_directory_in_use_is_refused(compose, tiny_data):
 def test_default_run_directories_differ_within_a_second():
     from hydra import compose, initialize_config_dir
 
-    from catdog.config import config_dir
+    from catdog.utils.config import config_dir
 
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         dirs = {compose("train", return_hydra_config=True).hydra.run.dir for _ in range(3)}
@@ -345,7 +350,7 @@ def test_a_checkpoint_is_not_started_on_a_disk_without_room_for_it(tmp_path, mon
     import shutil
     from collections import namedtuple
 
-    from catdog.checkpoint import save_checkpoint
+    from catdog.training.checkpoint import save_checkpoint
 
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9, 1000))
@@ -364,7 +369,7 @@ def test_an_absurd_declared_input_is_refused_before_anything_is_built(tmp_path):
         z.writestr("config.json", json.dumps(config))
         z.writestr("metadata.json", "{}")
     with pytest.raises(CatdogError, match=r"declares an input of shape \[None, 30000, 30000, 3\]"):
-        load_classifier(path)
+        load_task(path)
 
 
 def test_class_names_are_data_never_paths(tmp_path, tiny_data):
@@ -379,7 +384,7 @@ def test_class_names_are_data_never_paths(tmp_path, tiny_data):
 def test_interrupted_between_the_last_epoch_and_the_metrics_the_run_resumes_to_its_end(compose, tiny_data,
                                                                                          monkeypatch):
     from catdog.train import train
-    from catdog.trainer import Trainer
+    from catdog.training.trainer import Trainer
 
     def ctrl_c(*args, **kwargs):
         raise KeyboardInterrupt
@@ -396,17 +401,17 @@ def test_interrupted_between_the_last_epoch_and_the_metrics_the_run_resumes_to_i
 
 
 def test_a_failing_plot_is_a_warning_and_loses_nothing(compose, tiny_data, monkeypatch, caplog):
-    import catdog.analysis
-    import catdog.plots
+    import catdog.analysis.plots
+    from catdog.training.run_dir import is_finished
     from catdog.train import train
 
     def broken(*args, **kwargs):
         raise RuntimeError("no display")
 
-    monkeypatch.setattr(catdog.plots, "plot_history", broken)
-    monkeypatch.setattr(catdog.analysis, "plot_confusion", broken)
+    monkeypatch.setattr(catdog.analysis.plots, "plot_history", broken)
+    monkeypatch.setattr(catdog.analysis.plots, "plot_confusion", broken)
     cfg = compose([*SMALL, f"dataset.root={tiny_data}", "trainer.fast_dev_run=1"])
     train(cfg)
     run = Path(cfg.paths.output_dir)
     assert json.loads((run / "metrics.json").read_text())["epochs"] == 1 and (run / "checkpoints/best.keras").is_file()
-    assert "Could not plot" in caplog.text and read_state(run / "checkpoints" / "last.keras")["finished"]
+    assert "Could not plot" in caplog.text and is_finished(run)

@@ -7,7 +7,7 @@ import os
 import pytest
 import yaml
 
-from conftest import run_cli, run_main
+from helpers import run_cli, run_main
 
 pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="pip install hydra-submitit-launcher")
 
@@ -34,7 +34,7 @@ def test_a_submitit_local_sweep_runs_each_job_in_its_own_process_and_a_failed_jo
         assert yaml.safe_load((job / ".hydra" / "hydra.yaml").read_text())["hydra"]["mode"] == "MULTIRUN"
     logs = [p for p in (sweep / ".submitit").glob("*/*_0_log.out")]
     assert len({p.parent.name for p in logs}) == 4  # four jobs, four processes (a local job's id is its pid)
-    assert sum("catdog.trainer" in p.read_text() for p in logs) == 2
+    assert sum("catdog.training.trainer" in p.read_text() for p in logs) == 2
 
     report = run_main("catdog.report", str(sweep))
     assert report.returncode == 0, report.stderr[-2000:]
@@ -53,7 +53,7 @@ def test_submitit_slurm_settings_make_the_sbatch_script_of_the_docs(tmp_path, mo
     from hydra.core.global_hydra import GlobalHydra
     from hydra.utils import instantiate
 
-    from catdog.config import config_dir
+    from catdog.utils.config import config_dir
 
     srun = tmp_path / "bin" / "srun"
     srun.parent.mkdir()

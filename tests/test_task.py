@@ -12,7 +12,7 @@ from catdog.tasks import ImageClassifier
 from catdog.tasks.focal import FocalLossClassifier
 from catdog.train import train
 
-from conftest import make_image_folders, run_cli, run_python
+from helpers import make_image_folders, run_cli, run_python
 
 TESTS = Path(__file__).parent
 
@@ -21,7 +21,7 @@ TESTS = Path(__file__).parent
 def test_a_checkpoint_loads_in_plain_keras_after_import_catdog_and_predicts_as_the_live_task(tmp_path):
     from catdog import ImageFolderDataModule, Trainer
     from catdog.callbacks import ModelCheckpoint
-    from catdog.features import FeatureCache
+    from catdog.training.feature_cache import FeatureCache
 
     data = ImageFolderDataModule(root=str(make_image_folders(tmp_path / "data", train=4, val=4)),
                                  image_size=(32, 32), batch_size=4)

@@ -12,7 +12,7 @@ import pytest
 from catdog.callbacks import EpochTimer
 from catdog.train import train
 
-from conftest import REAL_DATA, REAL_WEIGHTS, make_image_folders, run_cli, run_main
+from helpers import REAL_DATA, REAL_WEIGHTS, make_image_folders, run_cli, run_main
 
 OUTPUTS = ("metrics.json", "provenance.json", "history.csv", "accuracy.png", "confusion.png", "mistakes.png",
            "checkpoints/best.keras", "checkpoints/last.keras")
@@ -165,7 +165,7 @@ def test_evaluate_refuses_folders_that_are_not_the_models_classes(compose, tiny_
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not (REAL_DATA.is_dir() and REAL_WEIGHTS.is_file()), reason="../shared data/weights absent")
+@pytest.mark.skipif(not (REAL_DATA.is_dir() and REAL_WEIGHTS.is_file()), reason="photos or weights absent: set CATDOG_DATA and CATDOG_WEIGHTS (or provide ../shared)")
 def test_mobilenet_on_a_few_hundred_real_photos(compose, tmp_path):
     subset = tmp_path / "real"
     for split, n in (("train", 150), ("validation", 100)):
@@ -184,7 +184,8 @@ def test_exported_saved_model_predicts_like_the_live_model(compose, tiny_data, t
     import numpy as np
     import tensorflow as tf
 
-    from catdog.inference import load_classifier, predict_probabilities
+    from catdog.tasks.loading import load_task
+    from catdog.training import Trainer
 
     cfg = compose(small_run(tiny_data, "experiment=model3", "trainer.fast_dev_run=1"))
     train(cfg)
@@ -192,13 +193,13 @@ def test_exported_saved_model_predicts_like_the_live_model(compose, tiny_data, t
     out = tmp_path / "export"
     result = run_main("catdog.export", f"ckpt_path={ckpt}", f"hydra.run.dir={out}")
     assert result.returncode == 0, result.stderr[-2000:]
-    live, _ = load_classifier(ckpt)
+    live, _ = load_task(ckpt)
     images = np.random.default_rng(0).integers(0, 256, (5, 64, 64, 3)).astype("float32")
     artifact = tf.saved_model.load(str(out / "cnn_scaled_tf_saved_model"))
     served = artifact.serve(tf.constant(images))
     np.testing.assert_allclose(np.asarray(served), live.predict(images, verbose=0), atol=1e-4)
     assert json.loads((out / "classes.json").read_text()) == ["cats", "dogs"]  # beside the SavedModel
-    assert predict_probabilities(load_classifier(out / "model.keras")[0], images.astype("uint8")).shape == (5, 2)
+    assert Trainer().predict(load_task(out / "model.keras")[0], images).shape == (5, 2)
 
 
 def test_predict_labels_known_images(compose, tmp_path):

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from catdog.config import build
+from catdog.utils.config import build
 from catdog.errors import CatdogError
 from catdog.models import build_model, transfer
 from catdog.models.layers import leaf_layers

@@ -9,7 +9,7 @@ out=results/jax_levers/bf16.jsonl
 for backend in tensorflow jax; do
   xla=$([ "$backend" = jax ] && echo "$flags" || true)
   for precision in float32 mixed_bfloat16; do
-    env -u XLA_FLAGS python -m catdog.stepbench --model cnn_small --backend "$backend" --precision "$precision" \
+    env -u XLA_FLAGS python -m catdog.analysis.stepbench --model cnn_small --backend "$backend" --precision "$precision" \
       --steps 10 --xla-flags="$xla" | sed -n 's/^STEPBENCH //p' >> "$out"
   done
 done

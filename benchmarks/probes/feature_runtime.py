@@ -2,7 +2,7 @@
 CATDOG_WEIGHTS) computed by Keras' predict, by ONNX Runtime on an ONNX export, and by OpenVINO's CPU plugin
 on that ONNX file with a float32 and a bfloat16 inference precision (measured, not used by catdog), all
 alternating in one process per row, batch 64 as the feature cache runs them. The exports: Keras' own on
-each backend (tf2onnx on TensorFlow, jax2onnx on JAX), and on JAX also catdog's (`catdog.features.export_onnx`:
+each backend (tf2onnx on TensorFlow, jax2onnx on JAX), and on JAX also catdog's (`catdog.training.feature_cache.export_onnx`:
 tf2onnx in a TensorFlow child process):
 `python benchmarks/probes/feature_runtime.py [OUT_DIR=results/feature_runtime]` -> OUT_DIR/report.md.
 Run it alone (a few minutes)."""
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from catdog.run_info import describe_cpu
+from catdog.utils.run_info import describe_cpu
 from fresh_process import measure_in_fresh_process, report
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,9 +31,9 @@ def measure(exporter, images=512, rounds=5):
     import onnxruntime
     import openvino
 
-    from catdog.features import export_onnx
+    from catdog.training.feature_cache import export_onnx
     from catdog.models import build_model
-    from catdog.run_info import cpu_info
+    from catdog.utils.run_info import cpu_info
 
     weights = os.environ["CATDOG_WEIGHTS"]
     features = build_model("mobilenet", (160, 160), 2, [f"model.backbone.weights={weights}"]).features

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# What each JAX-on-CPU lever buys: catdog.stepbench per model with Keras' layers or catdog's
+# What each JAX-on-CPU lever buys: catdog.analysis.stepbench per model with Keras' layers or catdog's
 # (model.xla_cpu_layers), with and without conf/backend/jax.yaml's xla_flags, and TensorFlow for reference.
 # Writes results/jax_levers/{levers.jsonl,levers.md}. Run it alone on the machine (about 15 minutes).
 set -euo pipefail
@@ -12,7 +12,7 @@ steps=${LEVER_STEPS:-10}
 for model in cnn_small cnn cnn_scaled mobilenet; do
   for setting in "tensorflow||true" "jax||false" "jax|$flags|false" "jax||true" "jax|$flags|true"; do
     IFS='|' read -r backend xla fast <<< "$setting"
-    env -u XLA_FLAGS python -m catdog.stepbench --model "$model" --backend "$backend" --steps "$steps" \
+    env -u XLA_FLAGS python -m catdog.analysis.stepbench --model "$model" --backend "$backend" --steps "$steps" \
       --xla-flags="$xla" --option xla_cpu_layers="$fast" | sed -n 's/^STEPBENCH //p' >> "$out/levers.jsonl"
   done
 done

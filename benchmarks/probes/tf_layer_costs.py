@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from keras import layers  # noqa: E402
 
-from catdog.run_info import cpu_info, describe_cpu  # noqa: E402
+from catdog.utils.run_info import cpu_info, describe_cpu  # noqa: E402
 
 BATCH, CALLS = 32, 15
 

@@ -1,6 +1,5 @@
 """Choose the Keras backend before Keras is imported, and report the one that really runs."""
 
-import importlib.abc
 import importlib.util
 import logging
 import os
@@ -15,8 +14,7 @@ def use_backend(name: str, xla_flags: str | None = None, compilation_cache_dir: 
                 import_tensorflow: bool = True) -> None:
     """Set KERAS_BACKEND to `name`, and XLA_FLAGS and JAX's persistent compilation cache (for these, values
     already in the environment win; XLA:CPU's flags, `--xla_cpu_*`, only where JAX will run on the CPU: see
-    `jax_accelerator`); fails if Keras already runs on another backend in this process, and changes nothing if
-    it already runs on this one.
+    `jax_accelerator`); fails if Keras already runs on another backend in this process.
 
     `import_tensorflow=False` (JAX only) keeps TensorFlow out of the process: Keras imports it whenever
     it is installed (to seed it, to check types), which costs a JAX run about 0.4 GB of memory.
@@ -26,58 +24,47 @@ def use_backend(name: str, xla_flags: str | None = None, compilation_cache_dir: 
     if not import_tensorflow and name != "jax":
         raise CatdogError(f"backend.import_tensorflow=false needs backend=jax, not {name}.")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if "keras" in sys.modules:
+    if "keras" in sys.modules:  # `import catdog` imported it: KERAS_BACKEND was set
         active = sys.modules["keras"].backend.backend()
         if active != name:
+            chosen = os.environ.get("KERAS_BACKEND")
             raise CatdogError(
-                f"Keras is already imported with backend {active!r} in this process, so backend={name} "
-                "cannot take effect. Run each backend in its own process (a multirun with "
-                "hydra/launcher=joblib does this)."
-            )
-        return
+                f"Keras is already imported with backend {active!r} in this process"
+                f"{f' (KERAS_BACKEND={chosen})' if chosen else ''}, so backend={name} cannot take effect. Give "
+                f"backend={active}, or unset KERAS_BACKEND, or run each backend in its own process (a multirun "
+                "does this).")
+    os.environ["KERAS_BACKEND"] = name
     if not import_tensorflow:
         keep_tensorflow_out()
-    os.environ["KERAS_BACKEND"] = name
     if xla_flags and name == "jax" and jax_accelerator() is not None:
         xla_flags = without_cpu_flags(xla_flags)  # XLA:CPU's own tuning stays off where JAX runs on a GPU or TPU
-    if xla_flags:
+    if xla_flags:  # read when JAX starts its backend, at the first computation
         os.environ["XLA_FLAGS"] = merge_flags(os.environ.get("XLA_FLAGS", ""), xla_flags)
     if compilation_cache_dir:
         os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(compilation_cache_dir))
         # JAX caches only compilations over 1 s by default; the many small ones add up too.
         os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+        if "jax" in sys.modules:  # JAX reads these variables when it is imported
+            import jax
 
-
-class _TensorFlowRefused(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Answers `find_spec("tensorflow")`, so "is it installed?" checks still work, and refuses to load it."""
-
-    def find_spec(self, name, path=None, target=None):
-        if name.partition(".")[0] == "tensorflow":
-            return importlib.util.spec_from_loader(name, self)
-        return None
-
-    def create_module(self, spec):
-        raise ImportError(
-            f"catdog keeps TensorFlow out of this JAX process (backend.import_tensorflow=false), so {spec.name} "
-            "cannot be imported; set backend.import_tensorflow=true to allow it."
-        )
-
-    def exec_module(self, module):
-        pass
+            jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
+            jax.config.update("jax_persistent_cache_min_compile_time_secs",
+                              float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]))
 
 
 def keep_tensorflow_out() -> None:
-    """Make `import tensorflow` fail with an ImportError in this process, as if it were not installed."""
-    if "tensorflow" in sys.modules:
+    """Make `import tensorflow` fail with an ImportError in this process, as if it were not installed (Python's
+    own rule for a `None` in `sys.modules`): Keras then skips what it would do with TensorFlow."""
+    if "tensorflow" in sys.modules and sys.modules["tensorflow"] is not None:
         logging.getLogger("catdog").warning(
             "TensorFlow was imported before catdog chose the backend; backend.import_tensorflow=false has no effect.")
-    elif not any(isinstance(finder, _TensorFlowRefused) for finder in sys.meta_path):
-        sys.meta_path.insert(0, _TensorFlowRefused())
+    else:
+        sys.modules["tensorflow"] = None
 
 
 def tensorflow_imported() -> bool:
     """Whether TensorFlow is loaded in this process (a JAX run records it next to its peak memory)."""
-    return "tensorflow" in sys.modules
+    return sys.modules.get("tensorflow") is not None
 
 
 def jax_accelerator(environ=None) -> str | None:

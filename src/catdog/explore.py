@@ -7,9 +7,9 @@ import numpy as np
 from omegaconf import DictConfig
 
 from catdog.backend import use_backend
-from catdog.config import build
-from catdog.entry import hydra_entry
-from catdog.io import write_json
+from catdog.utils.config import build
+from catdog.utils.entry import hydra_entry
+from catdog.utils.io import write_json
 
 log = logging.getLogger("catdog.explore")
 
@@ -33,7 +33,7 @@ def explore(cfg: DictConfig) -> dict:
     import keras
     from hydra.utils import instantiate
 
-    from catdog.plots import plot_augmentations, plot_samples
+    from catdog.analysis.plots import plot_augmentations, plot_samples
 
     out = Path(cfg.paths.output_dir)
     keras.utils.set_random_seed(cfg.seed)

@@ -9,10 +9,10 @@ import numpy as np
 from omegaconf import DictConfig
 
 from catdog.backend import use_backend
-from catdog.entry import hydra_entry
+from catdog.utils.entry import hydra_entry
 from catdog.errors import CatdogError
-from catdog.io import write_json
-from catdog.progress import working
+from catdog.utils.io import write_json
+from catdog.utils.progress import working
 
 log = logging.getLogger("catdog.export")
 
@@ -27,9 +27,9 @@ def export(cfg: DictConfig) -> Path:
     if cfg.backend.name not in BACKENDS.get(cfg.format, (cfg.backend.name,)):
         raise CatdogError(f"format={cfg.format} needs backend={' or '.join(BACKENDS[cfg.format])}.")
     use_backend(**{**cfg.backend, "import_tensorflow": True})  # on JAX, SavedModel export runs jax2tf
-    from catdog.inference import load_classifier
+    from catdog.tasks.loading import load_task
 
-    model, classes = load_classifier(cfg.ckpt_path, cfg.safe_mode)
+    model, classes = load_task(cfg.ckpt_path, cfg.safe_mode)
     model(np.zeros((1, *model.input_shape[1:]), "float32"))  # ONNX export traces a model that has been called
     out = Path(cfg.paths.output_dir)
     target = out / f"{model.name}_{cfg.format}{SUFFIX[cfg.format]}"

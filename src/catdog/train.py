@@ -3,8 +3,8 @@
 from omegaconf import DictConfig
 
 from catdog.backend import use_backend
-from catdog.config import build, hyperparameters
-from catdog.entry import hydra_entry, run_job_in_fresh_process, runs_in_this_process
+from catdog.utils.config import build, hyperparameters
+from catdog.utils.entry import hydra_entry, run_job_in_fresh_process, runs_in_this_process
 from catdog.errors import CatdogError
 
 
@@ -30,7 +30,7 @@ def train(cfg: DictConfig) -> dict:
 
 @hydra_entry("train")
 def main(cfg: DictConfig):
-    metrics = train(cfg) if runs_in_this_process() else run_job_in_fresh_process("catdog.train")
+    metrics = train(cfg) if runs_in_this_process() else run_job_in_fresh_process("catdog.train", cfg.backend.name)
     return metrics[cfg.optimized_metric] if cfg.optimized_metric and metrics else metrics  # ranks > 0: {}
 
 

@@ -15,8 +15,8 @@ from PIL import Image
 from catdog.data import images as image_files
 from catdog.data.store import RowArray, RowFile, RowWriter, compact
 from catdog.errors import CatdogError
-from catdog.io import printable, write_json
-from catdog.progress import Progress
+from catdog.utils.io import commit, printable, remove_stale_temporaries, temporary, write_json
+from catdog.utils.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def cached_rows(cache_dir, name: str, key: str, shape, dtype, fill):
                         shape)
         except (OSError, ValueError) as exc:
             log.warning("Ignoring unreadable cache file %s (%s); computing again.", file, exc)
-    tmp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
+    tmp = temporary(file)
     try:
         file.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(file.parent)
@@ -62,10 +62,8 @@ def cached_rows(cache_dir, name: str, key: str, shape, dtype, fill):
         store.close()
         rows = RowFile(tmp, stop=meta.get("rows"))
         if isinstance(meta, DoNotCache):
-            rows._read(np.zeros(0, np.int64))  # opens the file: it stays readable once unlinked
-            tmp.unlink()
-            return rows, dict(meta)
-        os.replace(tmp, file)
+            return np.asarray(rows), dict(meta)  # read into memory: the file is not kept
+        commit(tmp, file)
         write_json(meta_file, meta)
     except (OSError, CatdogError) as exc:
         log.warning("Could not write the cache file %s (%s); going on without it, in memory.", file, exc)
@@ -83,24 +81,6 @@ def _in_memory(shape, dtype, fill):
     return store.array[:meta.get("rows", shape[0])], meta
 
 
-def remove_stale_temporaries(folder: Path) -> None:
-    """Delete the temporaries of atomic writes (.NAME.PID.tmp, .NAME.PID.tmp.keras) whose writer is gone."""
-    for tmp in Path(folder).glob(".*.tmp*"):
-        pids = [part for part in tmp.name.split(".") if part.isdigit()]
-        if pids and not _alive(int(pids[-1])):
-            tmp.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _files_key(paths, image_size, max_pixels) -> str:
     h = hashlib.sha256(json.dumps([_FORMAT, list(image_size), max_pixels]).encode())
     for p in paths:
@@ -113,7 +93,7 @@ def decode_into(paths, image_size, store, max_pixels=Image.MAX_IMAGE_PIXELS, wor
                 progress=None) -> dict:
     """Decode file i into row i of `store`, in parallel threads (Pillow decodes without the GIL); returns
     {path: error} for the files that cannot be read. `transient`, a set, receives the paths whose failure
-    `is_transient` (not the file's fault); `progress`, a `catdog.progress.Progress`, counts the files.
+    `is_transient` (not the file's fault); `progress`, a `catdog.utils.progress.Progress`, counts the files.
 
     `max_pixels` (0 or None: no limit) replaces Pillow's own guard while decoding, which refuses twice
     Pillow's limit before `load_image` could allow more; Pillow's setting is restored afterwards."""

@@ -5,21 +5,22 @@ from pathlib import Path
 
 import numpy as np
 
+from catdog.data.base import DataModule
 from catdog.data.cache import cached_decode
 from catdog.data.download import download_dataset
 from catdog.data.images import ImageFolder, list_image_folder
 from catdog.data.layouts import carve_test, check_disjoint, flat_splits, read_manifest, write_manifest
 from catdog.data.loaders import array_loader
 from catdog.errors import CatdogError
-from catdog.io import printable
-from catdog.progress import working
+from catdog.utils.io import printable
+from catdog.utils.progress import working
 
 log = logging.getLogger(__name__)
 
 LAYOUTS = ("auto", "split", "flat", "manifest")
 
 
-class ImageFolderDataModule:
+class ImageFolderDataModule(DataModule):
     """Train / validation / test images from a folder or a manifest (Lightning's LightningDataModule role).
 
     Layouts (`catdog.data.layouts`), chosen by `layout` (auto: a manifest when given, else split when `root`
@@ -108,7 +109,7 @@ class ImageFolderDataModule:
                               "folders, or set dataset.layout=flat to treat every sub-folder as a class.")
         return "split" if present else "flat"
 
-    def setup(self) -> None:
+    def setup(self, stage=None) -> None:
         """List the splits' files and the class names (idempotent); decoding waits for `arrays`."""
         if self.folders:
             return
@@ -207,10 +208,6 @@ class ImageFolderDataModule:
         return array_loader(*self.arrays[split], self.batch_size, loader=self.loader,
                             seed=self.seed if shuffle else None, augment=augment, limit_batches=limit_batches,
                             first_epoch=first_epoch)
-
-    def steps_per_epoch(self, limit_batches=None):
-        """None: the training pipeline is finite, one pass per epoch."""
-        return None
 
     def train_dataloader(self, limit_batches=None, first_epoch=0):
         """Shuffled (in an order set by `seed` and the epoch) and augmented training batches."""

@@ -22,7 +22,7 @@ import numpy as np
 from PIL import ExifTags, Image, ImageOps
 
 from catdog.errors import CatdogError
-from catdog.io import printable
+from catdog.utils.io import printable
 
 try:
     from PIL import ImageCms

@@ -19,7 +19,7 @@ import numpy as np
 
 from catdog.data.images import ImageFolder, list_image_folder
 from catdog.errors import CatdogError
-from catdog.io import printable
+from catdog.utils.io import printable
 
 MANIFEST_SPLITS = {"train": "train", "validation": "val", "val": "val", "test": "test"}
 SPLIT_NAMES = {"train": "train", "val": "validation", "test": "test"}
@@ -86,7 +86,7 @@ def read_manifest(file) -> dict[str, ImageFolder]:
 
 def write_manifest(path, folders: dict[str, ImageFolder]) -> None:
     """path,label,split rows of every split, with absolute paths: `dataset.manifest=path` reads them back."""
-    from catdog.io import atomic_path
+    from catdog.utils.io import atomic_path
 
     with atomic_path(path) as tmp:
         with open(tmp, "w", newline="", encoding="utf-8", errors="surrogateescape") as f:

@@ -63,7 +63,7 @@ class ArrayBatches(keras.utils.PyDataset):
     When steps_per_epoch is shorter than a pass, Keras goes on at the next index, in the new order.
 
     `shard`: (rank, processes, devices) for data-parallel training, set by the Trainer on the loaders it fits
-    on (`catdog.distributed.batch_shard`). Every process draws the same order (it depends only on `seed` and
+    on (`catdog.training.distributed.batch_shard`). Every process draws the same order (it depends only on `seed` and
     the pass); a batch of `batch_size` rows (the global batch) is padded up to a multiple of `devices` rows,
     and this process reads and augments only its `rank`-th of `processes` equal slices of it. Sharded batches
     carry sample weights: 1 for a row (times its `class_weight`, when set: Keras refuses

@@ -7,7 +7,7 @@ def available_models() -> list[str]:
     """The `model` config group's options that build a model by themselves (not its shared base)."""
     from pathlib import Path
 
-    from catdog.config import config_dir
+    from catdog.utils.config import config_dir
 
     return sorted(p.stem for p in (Path(config_dir()) / "model").glob("*.yaml") if p.stem != "classifier")
 
@@ -18,7 +18,7 @@ def build_model(name: str, image_size, num_classes: int = 2, overrides=()):
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from catdog.config import build, config_dir
+    from catdog.utils.config import build, config_dir
 
     if name not in available_models():
         raise CatdogError(f"model={name!r} is not a model option; choose one of {available_models()}.")

@@ -93,10 +93,12 @@ def preprocessing(backbone):
     return None
 
 
-def application(input_shape, name="MobileNetV2", weights="imagenet", weights_url=None, download_dir=None, **kwargs):
+def application(input_shape, name="MobileNetV2", weights="imagenet", weights_url=None, download_dir=None,
+                setting="model.weights", **kwargs):
     """keras.applications' `name` without its top for `input_shape` (`kwargs`: more of its arguments). weights:
     imagenet (Keras' own no-top file, downloaded once from `weights_url`, by default Keras' URL, into
-    `download_dir`/models, by default Keras' cache), a .h5/.weights.h5 file, or None (random)."""
+    `download_dir`/models, by default Keras' cache), a .h5/.weights.h5 file, or None (random). `setting`: the
+    config key of `weights`, for messages."""
     folder, _, mode = family(name)
     input_shape = tuple(input_shape)
     if weights == "imagenet":
@@ -108,9 +110,9 @@ def application(input_shape, name="MobileNetV2", weights="imagenet", weights_url
             weights = keras.utils.get_file(fname, url, cache_dir=download_dir, cache_subdir="models")
         except Exception as exc:
             raise CatdogError(f"Could not download the {name} ImageNet weights from {url} ({exc}). If this machine "
-                              f"is offline, set model.weights to a local copy of {fname}.") from exc
+                              f"is offline, set {setting} to a local copy of {fname}.") from exc
     elif weights is not None and not Path(weights).expanduser().is_file():
-        raise CatdogError(f"model.weights={weights}: no such file. Use imagenet (download), a {name} no-top "
+        raise CatdogError(f"{setting}={weights}: no such file. Use imagenet (download), a {name} no-top "
                           ".h5/.weights.h5 file, or null for random initialisation.")
     build = getattr(keras.applications, name)
     options = dict(kwargs)
@@ -124,7 +126,7 @@ def application(input_shape, name="MobileNetV2", weights="imagenet", weights_url
         try:
             base.load_weights(str(Path(weights).expanduser()))
         except Exception as exc:
-            raise CatdogError(f"model.weights={weights} does not fit {name}{kwargs or ''}: {exc}") from exc
+            raise CatdogError(f"{setting}={weights} does not fit {name}{kwargs or ''}: {exc}") from exc
     return base
 
 

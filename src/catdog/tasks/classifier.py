@@ -6,7 +6,7 @@ import keras
 from keras import layers
 
 from catdog.errors import CatdogError
-from catdog.models import layers as model_layers  # a module: Keras' import hook may load this one half-way
+from catdog.models.layers import leaf_layers, with_xla_cpu_layers
 
 POOLING = {"flatten": layers.Flatten, "max": layers.GlobalMaxPooling2D, "avg": layers.GlobalAveragePooling2D}
 
@@ -46,8 +46,10 @@ class ImageClassifier(keras.Model):
         later training stage unfreezes some of its layers (`set_trainable_backbone_layers`).
     optimizer, loss, metrics, jit_compile, steps_per_execution: `compile()`'s defaults, as in keras-hub
         ("auto": Adam(1e-3), sparse categorical cross-entropy on logits, accuracy).
-    xla_cpu_layers: on JAX with a CPU, run pooling and depthwise layers through faster ops that compute the
-        same (`catdog.models.layers`); the saved file is unaffected.
+    xla_cpu_layers: on JAX with a CPU, build the backbone's pooling and depthwise layers as catdog's subclasses
+        with faster calls that compute the same (`catdog.models.layers`).
+    head: a Keras model from the features to the class logits, instead of Dropout and Dense layers; saved with
+        the task.
     """
 
     def __init__(self, backbone, class_names, image_size=None, preprocessor=None, pooling="avg", dropout=0.0,
@@ -80,6 +82,8 @@ class ImageClassifier(keras.Model):
         input_shape = tuple(image_size) if image_size is not None and len(image_size) != 2 else None
         if input_shape is None:
             input_shape = (*image_size, 3) if image_size is not None else tuple(backbone.input_shape[1:])
+        if backbone is not None and xla_cpu_layers:
+            backbone = with_xla_cpu_layers(backbone)
         if backbone is not None and freeze_backbone:
             backbone.trainable = False
 
@@ -110,8 +114,6 @@ class ImageClassifier(keras.Model):
         self.freeze_backbone, self.xla_cpu_layers = freeze_backbone, xla_cpu_layers
         self.compile_defaults = {"optimizer": optimizer, "loss": loss, "metrics": metrics, "jit_compile": jit_compile,
                                  "steps_per_execution": steps_per_execution}
-        if xla_cpu_layers:
-            model_layers.use_xla_cpu_layers(self)
 
     # --- Keras' task defaults, as keras-hub's compile(optimizer="auto", ...) ---
     def compile(self, optimizer="auto", loss="auto", metrics="auto", **kwargs):
@@ -156,7 +158,7 @@ class ImageClassifier(keras.Model):
         excepted; returns how many layers with weights now train."""
         if self.backbone is None:
             raise CatdogError(f"{self.name} has no backbone to unfreeze.")
-        leaves = list(model_layers.leaf_layers(self.backbone))
+        leaves = list(leaf_layers(self.backbone))
         count = len(leaves) if count < 0 else count
         self.backbone.trainable = count > 0
         for i, layer in enumerate(leaves):
@@ -179,7 +181,7 @@ class ImageClassifier(keras.Model):
                 "class_names": self.class_names, "image_size": self.image_size,
                 "preprocessor": _serialize(self.preprocessor), "pooling": self.pooling, "dropout": self.dropout,
                 "hidden_units": self.hidden_units, "freeze_backbone": self.freeze_backbone,
-                "xla_cpu_layers": self.xla_cpu_layers}
+                "xla_cpu_layers": self.xla_cpu_layers, "head": _serialize(self.head)}
 
     @classmethod
     def from_config(cls, config):
@@ -187,8 +189,9 @@ class ImageClassifier(keras.Model):
         for key in ("backbone", "preprocessor", "head"):
             config[key] = _deserialize(config.get(key))
         backbone = config["backbone"]
-        saved = None if backbone is None else [(layer, layer.trainable) for layer in [backbone, *model_layers.leaf_layers(backbone)]]
+        saved = None if backbone is None else [layer.trainable for layer in [backbone, *leaf_layers(backbone)]]
         task = cls(**config)
-        for layer, trainable in saved or ():  # a fine-tuning stage's trainable layers, as they were saved
-            layer.trainable = trainable
+        if saved is not None:  # a fine-tuning stage's trainable layers, as they were saved
+            for layer, trainable in zip([task.backbone, *leaf_layers(task.backbone)], saved):
+                layer.trainable = trainable
         return task

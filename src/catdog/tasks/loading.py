@@ -1,14 +1,11 @@
-"""Load a trained classifier safely and run it on decoded images."""
+"""Load a trained task from a checkpoint file, refusing files that would allocate or run what they should not."""
 
 import json
 import math
 import zipfile
 from pathlib import Path
 
-import numpy as np
-
 from catdog.errors import CatdogError
-from catdog.progress import Progress
 
 MAX_INPUT_VALUES = 4096 * 4096 * 3  # per image: a larger declared input is refused before anything is built
 
@@ -41,11 +38,12 @@ def check_input_shapes(path, max_values=MAX_INPUT_VALUES) -> None:
                               f"{max_values:,} values per image.")
 
 
-def load_classifier(ckpt_path, safe_mode=True):
-    """A checkpoint (any `.keras` model) and its class names (None when it does not name them)."""
+def load_task(ckpt_path, safe_mode=True):
+    """A checkpoint (any `.keras` model) and its class names (None when it does not name them). A model that is
+    not a catdog task is compiled as one: its outputs taken as logits, scored by accuracy."""
     import keras
 
-    import catdog  # noqa: F401  (registers catdog's classes with Keras' deserializer)
+    from catdog.tasks.classifier import ImageClassifier
 
     path = Path(ckpt_path).expanduser()
     if not path.is_file():
@@ -62,29 +60,6 @@ def load_classifier(ckpt_path, safe_mode=True):
         raise CatdogError(f"ckpt_path={ckpt_path} is not a loadable Keras model: {exc}") from exc
     except Exception as exc:
         raise CatdogError(f"ckpt_path={ckpt_path} is not a loadable Keras model: {exc}") from exc
+    if not isinstance(model, ImageClassifier):
+        model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
     return model, getattr(model, "class_names", None)
-
-
-def predict_probabilities(model, images: np.ndarray, batch_size=32) -> np.ndarray:
-    """Softmax class probabilities for uint8 images of the model's input size, made float a batch at a time
-    (with progress lines past a few seconds)."""
-    import keras
-
-    from catdog.data.loaders import array_loader
-
-    progress = Progress("Predicting", len(images))
-
-    class Counting(keras.callbacks.Callback):
-        def on_predict_batch_end(self, batch, logs=None):
-            progress.advance(min(batch_size, len(images) - batch * batch_size))
-
-    logits = model.predict(array_loader(images, np.zeros(len(images), "int32"), batch_size), verbose=0,
-                           callbacks=[Counting()])
-    progress.close()
-    return softmax(logits)
-
-
-def softmax(logits) -> np.ndarray:
-    import keras
-
-    return keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=-1))

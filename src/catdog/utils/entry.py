@@ -3,6 +3,7 @@
 import functools
 import json
 import logging
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,8 +12,8 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 
-from catdog import distributed  # noqa: F401  (its resolvers, for conf/hydra/train.yaml)
-from catdog.config import config_dir
+from catdog.training import distributed  # noqa: F401  (its resolvers, for conf/hydra/train.yaml)
+from catdog.utils.config import config_dir
 from catdog.errors import CatdogError
 
 log = logging.getLogger("catdog")
@@ -33,7 +34,7 @@ def runs_in_this_process() -> bool:
     return str(hydra_cfg.launcher.get("_target_", "")).startswith(OWN_PROCESS_LAUNCHERS) and "keras" not in sys.modules
 
 
-def run_job_in_fresh_process(module: str):
+def run_job_in_fresh_process(module: str, backend: str):
     """Run the current multirun job as a single run of `python -m module` in a new process.
 
     A Keras backend is fixed once imported, so every job of a sweep gets its own interpreter; a
@@ -47,7 +48,7 @@ def run_job_in_fresh_process(module: str):
                    for source in hydra_cfg.runtime.config_sources if source.provider == "command-line"]
     command = [sys.executable, "-m", module, *config_dirs, f"--config-name={hydra_cfg.job.config_name}",
                *overrides, *hydra_overrides, f"hydra.run.dir={out}", "hydra.mode=RUN"]
-    code = subprocess.run(command).returncode
+    code = subprocess.run(command, env={**os.environ, "KERAS_BACKEND": backend}).returncode
     if code != 0:
         raise CatdogError(f"Job {hydra_cfg.job.num} ({' '.join(overrides)}) failed with exit code {code}; see {out}.")
     metrics = out / "metrics.json"

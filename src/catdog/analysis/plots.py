@@ -1,17 +1,18 @@
-"""Figures: the tutorial's train-vs-validation accuracy curve, and grouped bars for the comparisons.
+"""Figures: accuracy curves, grouped bars, the confusion matrix and the most confident mistakes.
 
 Text is drawn as it is written: mathtext is off (a class named `$x_1` or `a$b$c` shows its dollar signs), and
-class names go through `catdog.io.printable` (a newline or an undecodable byte shows as its escape)."""
+class names go through `catdog.utils.io.printable` (a newline or an undecodable byte shows as its escape)."""
 
 import logging
 import warnings
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from catdog.io import printable  # noqa: E402
+from catdog.utils.io import printable  # noqa: E402
 
 plt.rcParams["text.parse_math"] = False
 log = logging.getLogger(__name__)
@@ -80,3 +81,30 @@ def grouped_bars(ax, series: dict, ylabel: str, title: str) -> None:
     ax.set_xticks([x + width * (len(series) - 1) / 2 for x in range(len(groups))], groups, fontsize=8)
     ax.set(ylabel=ylabel, title=title)
     ax.legend()
+
+
+def plot_confusion(matrix, class_names, path) -> None:
+    fig, ax = plt.subplots(figsize=(1.2 * len(class_names) + 2.5, 1.2 * len(class_names) + 2))
+    ax.imshow(matrix, cmap="Blues")
+    for (i, j), count in np.ndenumerate(matrix):
+        ax.text(j, i, str(count), ha="center", va="center", color="black")
+    names = [printable(name) for name in class_names]
+    ax.set_xticks(range(len(names)), names)
+    ax.set_yticks(range(len(names)), names)
+    ax.set(xlabel="predicted", ylabel="true", title="validation confusion matrix")
+    save_figure(fig, path, 90)
+
+
+def plot_confident_mistakes(images, labels, probabilities, worst, class_names, path) -> None:
+    predicted = probabilities.argmax(axis=-1)
+    cols = 3
+    rows = max(1, -(-len(worst) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3.2 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, i in zip(axes.flat, worst):
+        ax.imshow(images[i])
+        ax.set_title(f"{printable(class_names[labels[i]])} as {printable(class_names[predicted[i]])} "
+                     f"({probabilities[i, predicted[i]]:.2f})", fontsize=9)
+    fig.suptitle("most confident mistakes (validation)")
+    save_figure(fig, path, 80)

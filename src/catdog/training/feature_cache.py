@@ -17,12 +17,13 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from catdog.data.base import DataModule
 from catdog.data.cache import cached_rows
 from catdog.data.loaders import array_loader
 from catdog.errors import CatdogError
-from catdog.io import atomic_path
+from catdog.utils.io import atomic_path
 from catdog.models.layers import leaf_layers
-from catdog.progress import Progress, working
+from catdog.utils.progress import Progress, working
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ def export_onnx(model, path) -> None:
         saved = Path(tmp) / "features.keras"
         model.save(saved)
         env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2"}
-        child = subprocess.run([sys.executable, "-m", "catdog.features", str(saved), str(path)], env=env,
+        child = subprocess.run([sys.executable, "-m", "catdog.training.feature_cache", str(saved), str(path)], env=env,
                                capture_output=True, text=True)
     if child.returncode:
         raise CatdogError(f"Exporting the features model to ONNX on TensorFlow failed:\n{child.stderr[-1500:]}\n"
@@ -96,7 +97,7 @@ def _cached_session(path):
         return None
 
 
-class FeatureDataModule:
+class FeatureDataModule(DataModule):
     """An image data module's splits as backbone features, computed once (or read from `cache_dir`).
 
     Validation and test are the features of their images. Training without augmentation is the features
@@ -115,7 +116,7 @@ class FeatureDataModule:
         self.batch_size, self.seed = images.batch_size, images.seed
         self.arrays, self._onnx_predict = {}, None
 
-    def setup(self) -> None:
+    def setup(self, stage=None) -> None:
         for split in ("train", "val", "test"):
             views, augment = (self.views, self.augment) if split == "train" else (1, None)
             self.arrays[split] = self._features(split, views, augment)
@@ -260,7 +261,7 @@ class FeatureCache:
         return self._data[key]
 
 
-if __name__ == "__main__":  # export_onnx's TensorFlow child: python -m catdog.features MODEL.keras OUT.onnx
+if __name__ == "__main__":  # export_onnx's TensorFlow child: python -m catdog.training.feature_cache MODEL.keras OUT.onnx
     network = keras.saving.load_model(sys.argv[1])
     network(np.zeros((1, *network.input_shape[1:]), "float32"))  # Keras exports only models that were called
     network.export(sys.argv[2], format="onnx", verbose=False)

@@ -1,4 +1,4 @@
-"""One step-time measurement in this process: `python -m catdog.stepbench --model M --backend B` prints JSON.
+"""One step-time measurement in this process: `python -m catdog.analysis.stepbench --model M --backend B` prints JSON.
 
 catdog.bench runs it once per model x backend, each in a fresh process.
 """
@@ -31,7 +31,7 @@ def measure(model, backend, steps=20, warmup=3, batch_size=32, image_size=160, j
 
     from catdog.backend import active_backend, tensorflow_imported
     from catdog.models import build_model
-    from catdog.run_info import cpu_info, peak_rss_mb
+    from catdog.utils.run_info import cpu_info, peak_rss_mb
 
     keras.utils.set_random_seed(0)
     keras.config.set_dtype_policy(precision)
@@ -65,7 +65,7 @@ def measure(model, backend, steps=20, warmup=3, batch_size=32, image_size=160, j
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m catdog.stepbench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m catdog.analysis.stepbench", description=__doc__)
     parser.add_argument("--model", required=True)
     parser.add_argument("--backend", required=True)
     parser.add_argument("--steps", type=int, default=20)

@@ -7,12 +7,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from catdog.errors import CatdogError
 
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16", "bfloat16", "float16", "float64")  # Keras' dtype policies
 
 
 def config_dir() -> str:
     """conf/ inside an installed wheel, or at the root of a source checkout."""
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parents[1]  # the catdog package
     for candidate in (here / "conf", here.parents[1] / "conf"):
         if (candidate / "train.yaml").is_file():
             return str(candidate)

@@ -8,18 +8,31 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+def temporary(path, suffix="") -> Path:
+    """A hidden temporary name beside `path`, owned by this process (`remove_stale_temporaries` knows it)."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp{suffix}")
+
+
+def commit(tmp, path) -> None:
+    """Flush `tmp` to disk and rename it over `path`, in one step."""
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
 @contextmanager
-def atomic_path(path):
-    """Yield a temporary path beside `path` (its folder made if missing); on success it replaces `path` in one
-    rename."""
+def atomic_path(path, suffix=""):
+    """Yield a temporary path beside `path` (its folder made if missing; ending in `suffix`, for writers that
+    insist on one); on success it replaces `path` in one rename, so a kill at any moment leaves the previous
+    complete file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    remove_stale_temporaries(path.parent)
+    tmp = temporary(path, suffix)
     try:
         yield tmp
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        commit(tmp, path)
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
             from catdog.errors import CatdogError
@@ -30,6 +43,24 @@ def atomic_path(path):
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def remove_stale_temporaries(folder) -> None:
+    """Delete the temporaries (`temporary`) of writers that are gone."""
+    for tmp in Path(folder).glob(".*.tmp*"):
+        pids = [part for part in tmp.name.split(".") if part.isdigit()]
+        if pids and not _alive(int(pids[-1])):
+            tmp.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 TEXT = {"encoding": "utf-8", "errors": "surrogateescape"}  # open(..., **TEXT) for text holding file names

@@ -1,0 +1,144 @@
+"""One table and plots for every run under a run or multirun directory (`python -m catdog.report DIR`)."""
+
+import csv
+import json
+import os
+import re
+from pathlib import Path
+
+import yaml
+
+from catdog.training.history import read_history
+from catdog.utils.io import TEXT, printable, write_text
+from catdog.analysis.plots import grouped_bars, plt, save_figure
+
+COLUMNS = ("experiment", "model", "augment", "backend", "seed", "epochs", "best_val_accuracy", "final_val_accuracy",
+           "test_accuracy", "median_epoch_seconds", "train_images_per_second", "setup_seconds", "run_seconds",
+           "seconds_to_0.97_val", "params_total",
+           "params_trainable", "peak_rss_mb", "run")
+PER_CLASS = ("precision", "recall", "f1", "support")  # the figures of each class in val_per_class, test_per_class
+
+
+def read_run(run_dir) -> dict:
+    """A run's metrics.json over its provenance.json (backend, peak_rss_mb, run_seconds, ...), where present."""
+    provenance = Path(run_dir) / "provenance.json"
+    return {**(json.loads(provenance.read_text()) if provenance.is_file() else {}),
+            **json.loads((Path(run_dir) / "metrics.json").read_text())}
+
+
+def collect_runs(root) -> tuple[list[dict], list[str]]:
+    """`read_run` of every run below `root`, and the run directories that ended without a metrics.json."""
+    root = Path(root)
+    runs, failed = [], []
+    jobs = {p.parent.parent for p in root.rglob(".hydra/config.yaml")} | {p.parent for p in root.rglob("metrics.json")}
+    for job in sorted(jobs | {root}):
+        metrics = job / "metrics.json"
+        if metrics.is_file():
+            record = read_run(job)
+            record["run"] = str(job.relative_to(root)) if job != root else "."
+            record["seconds_to_0.97_val"] = (record.get("seconds_to_val_accuracy") or {}).get("0.97")
+            history = job / "history.csv"
+            if history.is_file():
+                record["val_curve"] = read_history(history).get("val_accuracy", [])
+            runs.append(record)
+        elif (job / ".hydra").is_dir():
+            failed.append(str(job.relative_to(root)) if job != root else ".")
+    return runs, failed
+
+
+def _cell(value, column="") -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}" if column.endswith("accuracy") else f"{value:.3g}" if value < 10 else f"{value:.1f}"
+    return "" if value is None else printable(value).replace("|", "\\|")
+
+
+def markdown_literal(text) -> str:
+    """`text` shown as it is by Markdown (GitHub's too, with its `$` math): one line, every ASCII punctuation
+    character backslash-escaped."""
+    return re.sub(r"([!-/:-@\[-`{-~])", r"\\\1", printable(text))
+
+
+def per_class_table(run: dict) -> str:
+    """A run's `val_per_class` / `test_per_class` (metrics.json) as one Markdown table, a row per class."""
+    splits = [s for s in ("val", "test") if run.get(f"{s}_per_class")]
+    columns = ["class", *(f"{s} {m}" for s in splits for m in PER_CLASS)]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for name in dict.fromkeys(n for s in splits for n in run[f"{s}_per_class"]):
+        cells = [run[f"{s}_per_class"].get(name, {}).get(m) for s in splits for m in PER_CLASS]
+        figures = [f"{c:.4f}" if isinstance(c, float) else _cell(c) for c in cells]
+        lines.append("| " + " | ".join([markdown_literal(name), *figures]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _heading(run: dict) -> str:
+    return (f"\n### {_cell(run['run'])}: {run.get('experiment')} {run['model']} / {run['augment']} / "
+            f"{run['backend']}\n\n")
+
+
+def markdown_table(rows, columns=COLUMNS) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_cell(r.get(c), c) for c in columns) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def plot_curves(runs, path) -> None:
+    """Validation accuracy per epoch, one panel per model, one line per augment/backend."""
+    models = sorted({r["model"] for r in runs})
+    fig, axes = plt.subplots(1, len(models), figsize=(4.5 * len(models), 3.6), squeeze=False)
+    for ax, model in zip(axes[0], models):
+        for r in (r for r in runs if r["model"] == model and r.get("val_curve")):
+            ax.plot(range(1, len(r["val_curve"]) + 1), r["val_curve"], marker=".",
+                    label=f"{r['augment']} / {r['backend']}")
+        ax.set(title=model, xlabel="epoch", ylabel="validation accuracy")
+        if ax.lines:  # a model whose runs have no curve gets an empty panel, without a legend
+            ax.legend(fontsize=7)
+    save_figure(fig, path, 90)
+
+
+def plot_backends(runs, path) -> None:
+    """Median seconds per epoch for each model and augment, one bar per backend."""
+    series = {}
+    for r in sorted(runs, key=lambda r: (r["model"], r["augment"], r["backend"])):
+        series.setdefault(r["backend"], {})[f"{r['model']}\n{r['augment']}"] = r["median_epoch_seconds"] or 0
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len({(r["model"], r["augment"]) for r in runs})), 3.8))
+    grouped_bars(ax, series, "median s / epoch", "backend comparison")
+    save_figure(fig, path, 90)
+
+
+def write_report(root, out=None) -> Path:
+    """report.md, runs.csv, val_curves.png and backends.png in `out` (default: `root`)."""
+    runs, failed = collect_runs(root)
+    out = Path(out or root)
+    out.mkdir(parents=True, exist_ok=True)
+    runs.sort(key=lambda r: (r.get("experiment") or "", r["model"], r["augment"], r["backend"]))
+    with open(out / "runs.csv", "w", newline="", **TEXT) as f:
+        writer = csv.DictWriter(f, COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(runs)
+    parts = [f"# Runs under `{root}`\n", markdown_table(runs)]
+    optuna = Path(root) / "optimization_results.yaml"
+    if optuna.is_file():  # written by Hydra's Optuna sweeper
+        result = yaml.safe_load(optuna.read_text())
+        parts.append(f"\n## Best trial ({result.get('name', 'optuna')})\n\nbest value: {result['best_value']}\n\n"
+                     + "\n".join(f"- `{k}`: {v}" for k, v in result["best_params"].items()) + "\n")
+    if failed:
+        parts.append("\nFailed (no metrics.json): " + ", ".join(failed) + "\n")
+    if runs:
+        plot_curves(runs, out / "val_curves.png")
+        plot_backends(runs, out / "backends.png")
+        parts.append("\n![validation accuracy](val_curves.png)\n\n![backends](backends.png)\n")
+    analysed = [r for r in runs if (Path(root) / r["run"] / "confusion.png").is_file()]
+    if analysed:
+        parts.append("\n## Error analysis (validation)\n")
+    for r in analysed:
+        run_dir = os.path.relpath(Path(root) / r["run"], out)
+        parts.append(f"{_heading(r)}confusion matrix (rows true, columns predicted): "
+                     f"`{r.get('val_confusion_matrix')}`\n\n"
+                     f"![confusion]({run_dir}/confusion.png) ![mistakes]({run_dir}/mistakes.png)\n")
+    scored = [r for r in runs if r.get("val_per_class") or r.get("test_per_class")]
+    if scored:
+        parts.append("\n## Per-class precision, recall and F1\n")
+    for r in scored:
+        parts.append(_heading(r) + per_class_table(r))
+    write_text(out / "report.md", "\n".join(parts))
+    return out / "report.md"

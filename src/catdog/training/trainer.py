@@ -1,0 +1,221 @@
+"""The Trainer (Lightning's role): the one class users call to fit in stages, validate, test on the best
+checkpoint and predict. Its concerns live beside it: checkpoints (`checkpoint`), the run directory (`run_dir`),
+signals (`signals`), devices and processes (`strategy`), precision (`precision`), the stages (`fit_loop`).
+
+It runs Keras' own `fit` / `evaluate` / `predict` on the task (or, where a stage's backbone is frozen and the
+feature cache applies, on `task.feature_task()` over cached features) and knows nothing of a task's insides
+beyond ImageClassifier's methods: `compile`, `configure_optimizer`, `set_trainable_backbone_layers`,
+`backbone_frozen`, `feature_task`.
+"""
+
+import logging
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from catdog.callbacks import EpochTimer, ModelCheckpoint
+from catdog.data.base import DataModule, check_datamodule
+from catdog.errors import CatdogError
+from catdog.training.checkpoint import CheckpointConnector
+from catdog.training.fit_loop import FitLoop, count
+from catdog.training.history import summarise
+from catdog.training.precision import check_task, set_precision
+from catdog.training.run_dir import RunDirectory, provenance
+from catdog.training.signals import StopOnSignal
+from catdog.training.stages import as_stages
+from catdog.training.strategy import Strategy, sharded, weigh_metrics
+
+log = logging.getLogger("catdog.trainer")
+
+
+class Trainer:
+    """Trainer(max_epochs, stages, callbacks, loggers, precision, devices, fast_dev_run, limit_*_batches, ...).
+
+    precision: a Keras dtype policy, set here, so build the Trainer before the task.
+    devices: >1 trains data-parallel over that many JAX devices (keras.distribution.DataParallel), per process.
+    num_processes, process_id, coordinator: a run of several processes (`catdog.training.distributed`; the
+        `srun` step's variables fill in what is not given), data-parallel over all their devices. Rank 0 alone
+        writes (checkpoints, loggers, the run lock, the manifest); ranks > 0 return {} from `test` and `finalize`.
+    stages: a list of `catdog.training.stages.Stage` (or dicts); none is one stage of `max_epochs`.
+    feature_cache: a `catdog.training.FeatureCache`: how a stage with a frozen backbone trains its head.
+    default_root_dir: where `ckpt_path="last"` and a checkpoint callback without a folder look.
+    """
+
+    def __init__(self, max_epochs=20, stages=None, callbacks=(), loggers=(), precision="float32", devices=1,
+                 fast_dev_run=False, limit_train_batches=None, limit_val_batches=None, limit_test_batches=None,
+                 feature_cache=None, default_root_dir=".", verbose="auto", num_processes=None, process_id=None,
+                 coordinator=None):
+        self.created = time.perf_counter()
+        for key, value in {"trainer.max_epochs": max_epochs, "trainer.devices": devices,
+                           "trainer.limit_train_batches": limit_train_batches,
+                           "trainer.limit_val_batches": limit_val_batches,
+                           "trainer.limit_test_batches": limit_test_batches}.items():
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise CatdogError(f"{key}={value!r}: must be a positive integer.")
+        if fast_dev_run:
+            n = 1 if fast_dev_run is True else int(fast_dev_run)
+            limit_train_batches = limit_val_batches = limit_test_batches = n
+        self.strategy = Strategy(devices, num_processes, process_id, coordinator, feature_cache)
+        self.fast_dev_run = bool(fast_dev_run)
+        self.stages = as_stages(stages, max_epochs)
+        self.callbacks = [c for c in callbacks if c is not None]
+        self.loggers = [lg for lg in loggers if lg is not None] if self.is_global_zero else []
+        self.limits = {"train": limit_train_batches, "val": limit_val_batches, "test": limit_test_batches}
+        self.precision, self.devices, self.feature_cache = precision, devices, feature_cache
+        self.default_root_dir, self.verbose = Path(default_root_dir), verbose
+        self.history: list[dict] = []  # every epoch's logs, across stages and resumes
+        self.current_epoch, self.stage_index, self.stage_start = 0, 0, 0
+        self.datamodule = self.task = self.fit_task = None
+        self.callback_metrics: dict = {}
+        self.setup_seconds = None  # process start to the first epoch
+        self.timer = EpochTimer()
+        self.checkpointing = CheckpointConnector(self)
+        self.run = RunDirectory(self.run_dir)
+        set_precision(precision)
+        self.strategy.setup()
+        self.strategy.check_run_dir(self.run_dir)
+        for c in [*self.loggers, *self.callbacks]:
+            c.trainer = self
+
+    @property
+    def is_global_zero(self) -> bool:
+        """Whether this process writes the run: the only one, or rank 0 of several."""
+        return self.strategy.is_global_zero
+
+    @property
+    def checkpoint_callback(self) -> ModelCheckpoint | None:
+        return self.checkpointing.callback
+
+    @property
+    def run_dir(self) -> Path:
+        """The run's folder: the checkpoint callback's parent, else default_root_dir."""
+        checkpoint = self.checkpoint_callback
+        return Path(checkpoint.dirpath).parent if checkpoint else self.default_root_dir
+
+    def save_checkpoint(self, path, epochs_done: int, **state) -> None:
+        """The task and this trainer's state to `path` (what `ModelCheckpoint` calls)."""
+        self.checkpointing.save(path, epochs_done, **state)
+
+    def dev_run_images(self, datamodule) -> dict:
+        """{split: n}: the images a fast_dev_run's batches hold, so the feature pass computes no more."""
+        return {k: n * datamodule.batch_size for k, n in self.limits.items() if n} if self.fast_dev_run else {}
+
+    # --- fit ---
+    def fit(self, task, datamodule, ckpt_path=None) -> list[dict]:
+        """Run every stage (resuming from `ckpt_path`: "last", a run directory or a checkpoint file); returns
+        the per-epoch history."""
+        check_datamodule(datamodule, "fit", ("train_dataloader", "val_dataloader"))
+        check_task(task, self.precision)
+        self.strategy.check_fit()
+        self.task, self.datamodule = task, datamodule
+        if self.is_global_zero:
+            self.run.lock()
+        try:
+            resume = self.checkpointing.restore_for_fit(task, ckpt_path)
+            if resume is not None:
+                self.history, self.current_epoch = list(resume.state["history"]), resume.state["epoch"]
+            if resume is not None and resume.state.get("fit_complete"):
+                log.info("Its fit is complete: nothing left to train.")
+            else:
+                if self.is_global_zero:
+                    datamodule.write_manifest(self.run_dir / "manifest.csv")
+                with StopOnSignal(self._where_stopped) as stopper:
+                    FitLoop(self).run(task, datamodule, resume, stopper)
+        except BaseException:
+            self.run.release()
+            raise
+        self.strategy.leave(task)
+        return self.history
+
+    def _where_stopped(self):
+        return self.current_epoch, self.run_dir if self.checkpoint_callback else None
+
+    # --- evaluation ---
+    def _evaluate(self, task, datamodule, split) -> dict:
+        fit_task, data = self.strategy.target(task, datamodule, self.dev_run_images(datamodule))
+        if not fit_task.compiled:
+            fit_task.compile()
+        loader = self.strategy.shard(getattr(data, f"{split}_dataloader")(limit_batches=self.limits[split]))
+        if sharded(loader):
+            weigh_metrics(fit_task)
+        return fit_task.evaluate(loader, verbose=0, return_dict=True)
+
+    def validate(self, task, datamodule, ckpt_path=None) -> dict:
+        check_datamodule(datamodule, "validate", ("val_dataloader",))
+        task = self.strategy.alone(task, self.task)
+        self.checkpointing.load_for_evaluation(task, ckpt_path)
+        return self._evaluate(task, datamodule, "val")
+
+    def test(self, task, datamodule, ckpt_path="best") -> dict:
+        """Test metrics (test_accuracy, test_loss, ...) of the `ckpt_path` weights; logged with the fit's summary
+        and the run's provenance, then the loggers are finalized."""
+        check_datamodule(datamodule, "test", ("test_dataloader",))
+        if self.strategy.left and not self.is_global_zero:
+            return {}
+        if not self.strategy.left:
+            self.task = task
+        self.datamodule, task = datamodule, self.strategy.alone(task, self.task)
+        used = self.checkpointing.load_for_evaluation(task, ckpt_path)
+        tested = self._evaluate(task, datamodule, "test") if datamodule.num_images("test") else {}
+        metrics = {f"test_{k}": float(v) for k, v in tested.items()}
+        metrics["test_checkpoint"] = used
+        for callback in self.callbacks:
+            if hasattr(callback, "on_tested"):
+                metrics.update(callback.on_tested(self, task) or {})
+        return self.finalize(metrics)
+
+    def finalize(self, metrics=None) -> dict:
+        """Log the fit's summary, the data's description, `metrics` and the provenance; finalize the loggers and
+        mark the run finished (a later fit of it is refused). `test` calls it; call it yourself to skip the test."""
+        if not self.is_global_zero:
+            return {}
+        described = self.datamodule.describe() if self.datamodule is not None else {}
+        self.callback_metrics = {**self.summary(), **described, **(metrics or {})}
+        failed = None
+        try:
+            for logger in self.loggers:  # each one on its own: a failing store does not cost the others theirs
+                try:
+                    logger.log_metrics(self.callback_metrics, step=self.current_epoch)
+                    logger.log_provenance(provenance(self))
+                    logger.finalize("success")
+                except Exception as exc:  # loggers' stores (files, databases) raise many types
+                    log.error("Logger %s failed: %s: %s", type(logger).__name__, type(exc).__name__, exc)
+                    failed = failed or exc
+            if failed is not None:
+                raise CatdogError(f"A logger could not record this run ({failed}); the checkpoints are intact, and "
+                                  "the run can be tested again with ckpt_path.") from failed
+            checkpoint = self.checkpoint_callback
+            if checkpoint is not None and checkpoint.save_last and Path(checkpoint.last_model_path).is_file():
+                self.run.mark_finished()
+        finally:
+            self.run.release()
+        return self.callback_metrics
+
+    def predict(self, task, data, ckpt_path=None, split="predict") -> np.ndarray:
+        """Class probabilities for every batch of a loader, or of a data module's `split` (its predict_dataloader
+        by default), on cached features where the feature cache applies. The trainer's callbacks see the batches."""
+        task = self.strategy.alone(task, self.task)
+        self.checkpointing.load_for_evaluation(task, ckpt_path)
+        self.strategy.check_predict()
+        model, loader = task, data
+        if isinstance(data, DataModule):
+            check_datamodule(data, "predict", (f"{split}_dataloader",))
+            model, target = self.strategy.target(task, data, self.dev_run_images(data))
+            loader = (target.predict_dataloader() if split == "predict" else
+                      getattr(target, f"{split}_dataloader")(limit_batches=self.limits[split]))
+        logits = model.predict(loader, verbose=0, callbacks=self.callbacks)
+        return keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=-1))
+
+    # --- what a run reports ---
+    def summary(self) -> dict:
+        history = {k: [row.get(k) for row in self.history] for k in dict.fromkeys(k for r in self.history for k in r)}
+        if not history.get("val_accuracy"):
+            return {}
+        limit, datamodule = self.limits["train"], self.datamodule
+        images = datamodule.num_images("train")
+        per_epoch = min(images, limit * datamodule.batch_size) if limit else images
+        return {**summarise(history, self.setup_seconds or 0.0, per_epoch),
+                "params_total": int(self.task.count_params()), "params_trainable": count(self.task.trainable_weights),
+                "class_names": self.task.class_names, "stages": [s.name for s in self.stages]}
