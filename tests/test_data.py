@@ -137,6 +137,7 @@ def test_pixel_limit_above_pillows_own_is_honoured(tmp_path, monkeypatch):
     assert cached_decode([str(path)], (32, 32), max_pixels=1_000_000)[2]
 
 
+@pytest.mark.backends
 def test_augmented_batches_are_reproducible_from_the_seed(tiny_data):
     import keras
 

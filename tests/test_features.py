@@ -206,9 +206,10 @@ def test_augmented_feature_views_are_keyed_by_the_draws_not_just_the_config():
     assert keys[0] == keys[1] != keys[2]
 
 
+@pytest.mark.backends
 def test_a_fast_dev_run_computes_only_the_features_it_uses(compose, tmp_path):
     data = make_image_folders(tmp_path / "data", train=8, val=10)
-    cfg = compose([f"dataset.root={data}", "experiment=model4", "backend=tensorflow", *NO_WEIGHTS,
+    cfg = compose([f"dataset.root={data}", "experiment=model4", *NO_WEIGHTS,
                    "dataset.image_size=[32,32]", "dataset.batch_size=4", "trainer.verbose=0",
                    "trainer.feature_cache.views=3", "trainer.feature_cache.runtime=keras", "trainer.fast_dev_run=1"])
     assert train(cfg)["epochs"] == 1

@@ -19,6 +19,7 @@ def trainable(model):
     return sum(int(w.numpy().size) for w in model.trainable_weights)
 
 
+@pytest.mark.backends
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_parameter_counts_match_the_tutorial(name):
     model = build_model(name, (160, 160), 2, NO_WEIGHTS.get(name, ()))
@@ -63,6 +64,7 @@ def test_shared_imagenet_weights_load():
     assert np.abs(model.backbone.get_layer("Conv1").kernel.numpy()).sum() > 0
 
 
+@pytest.mark.backends
 def test_mobilenet_pooling_is_average_or_max():
     import numpy as np
 

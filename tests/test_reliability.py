@@ -138,6 +138,7 @@ def test_ctrl_c_in_process_raises_interrupted_with_exit_code_130(tiny_data, tmp_
     assert read_state(tmp_path / "checkpoints" / "last.keras")["epoch"] == 1
 
 
+@pytest.mark.backends
 def test_a_finished_run_is_never_restarted_or_overwritten(compose, tiny_data):
     from catdog.train import train
     from catdog.training.run_dir import RunExists
@@ -188,6 +189,7 @@ class FakeTrainer:
         self.saved.append((Path(path).name, epochs_done))
 
 
+@pytest.mark.backends
 def test_the_best_score_survives_a_resume_and_a_missing_monitor_is_an_error(tmp_path):
     from catdog.callbacks import ModelCheckpoint
 
@@ -381,6 +383,7 @@ def test_class_names_are_data_never_paths(tmp_path, tiny_data):
         list_image_folder(tiny_data / "validation", class_names=["cats", "../train/dogs"])
 
 
+@pytest.mark.backends
 def test_interrupted_between_the_last_epoch_and_the_metrics_the_run_resumes_to_its_end(compose, tiny_data,
                                                                                          monkeypatch):
     from catdog.train import train

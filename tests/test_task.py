@@ -43,13 +43,38 @@ kinds = sorted({{type(l).__module__.split(".")[0] for l in catdog.models.layers.
 print(json.dumps({{"type": type(task).__name__, "classes": task.class_names, "kinds": kinds,
                   "logits": np.asarray(task.predict(np.load(r"{tmp_path}/images.npy"), verbose=0)).tolist()}}))
 """
-    for backend in ("tensorflow", "jax"):
+    for backend, kinds in (("tensorflow", ["keras"]), ("jax", ["catdog", "keras"])):  # JAX's CPU: catdog's layers
         found = json.loads(run_python(script, backend=backend).splitlines()[-1])
         assert found["type"] == "ImageClassifier" and found["classes"] == ["cats", "dogs"]
-        assert found["kinds"] == ["keras"]  # Keras' own layer classes only
+        assert found["kinds"] == kinds
         np.testing.assert_allclose(found["logits"], live, rtol=1e-4, atol=1e-4, err_msg=backend)
 
 
+def test_a_custom_head_is_in_the_checkpoint_and_loads_with_plain_keras_after_import_catdog(tmp_path):
+    from catdog.models.cnn import conv_blocks
+
+    head = keras.Sequential([keras.Input((64,)), keras.layers.Dense(8, activation="relu", name="hidden"),
+                             keras.layers.Dense(2, name="logits")], name="my_head")
+    task = ImageClassifier(conv_blocks, ["cats", "dogs"], image_size=(32, 32), head=head)
+    task.save(tmp_path / "custom.keras")
+    images = np.random.default_rng(0).uniform(0, 255, (3, 32, 32, 3)).astype("float32")
+    np.save(tmp_path / "images.npy", images)
+    script = f"""
+import json, numpy as np
+import catdog
+import keras
+task = keras.saving.load_model(r"{tmp_path}/custom.keras")
+print(json.dumps({{"head": [layer.name for layer in task.head.layers], "classes": task.class_names,
+                  "logits": np.asarray(task.predict(np.load(r"{tmp_path}/images.npy"), verbose=0)).tolist()}}))
+"""
+    for backend in ("tensorflow", "jax"):
+        found = json.loads(run_python(script, backend=backend).splitlines()[-1])
+        assert found["head"] == ["hidden", "logits"] and found["classes"] == ["cats", "dogs"], backend
+        np.testing.assert_allclose(found["logits"], task.predict(images, verbose=0), rtol=1e-4, atol=1e-4,
+                                   err_msg=backend)
+
+
+@pytest.mark.backends
 def test_the_task_saves_whole_with_its_classes_and_trainable_layers(tmp_path):
     task = build_model("mobilenet", (32, 32), 3, ["model.backbone.weights=null", "model.backbone.alpha=0.35"])
     assert task.backbone_frozen and not task.features.trainable_weights

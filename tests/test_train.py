@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from catdog.callbacks import EpochTimer
+from catdog.models import build_model
 from catdog.train import train
 
 from helpers import REAL_DATA, REAL_WEIGHTS, make_image_folders, run_cli, run_main
@@ -71,6 +72,7 @@ def test_epoch_timer_records_the_cores_an_epoch_kept_busy():
     assert idle["epoch_seconds"] >= 0.3 and idle["train_seconds"] == idle["epoch_seconds"]
 
 
+@pytest.mark.backends
 def test_training_learns_the_toy_task(compose, tmp_path):
     data = make_image_folders(tmp_path / "toy", train=40, val=16)
     cfg = compose(small_run(data, "experiment=model3", "augment=none", "trainer.max_epochs=6",
@@ -136,6 +138,23 @@ def test_bad_input_on_the_command_line_is_one_clear_message(tmp_path, override, 
     assert "Traceback" not in output
 
 
+@pytest.mark.backends
+def test_evaluate_is_trainer_test_on_the_checkpoint(compose, tmp_path):
+    data = make_image_folders(tmp_path / "data", train=8, val=4)
+    make_image_folders(tmp_path / "test_split", train=0, val=7, seed=1)
+    (tmp_path / "test_split" / "validation").rename(data / "test")  # data/{train,validation,test}/<class>/
+    cfg = compose(small_run(data, "experiment=model1", "trainer.max_epochs=1"))
+    tested = train(cfg)  # Trainer.test on the best checkpoint, on data/test
+    out = tmp_path / "eval"
+    result = run_main("catdog.evaluate", f"ckpt_path={Path(cfg.paths.output_dir) / 'checkpoints' / 'best.keras'}",
+                      f"data_dir={data / 'test'}", f"hydra.run.dir={out}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    evaluation = json.loads((out / "evaluation.json").read_text())
+    assert tested["test_checkpoint"] == "best" and evaluation["images"] == 14
+    assert evaluation["accuracy"] == pytest.approx(tested["test_accuracy"], abs=1e-6)
+
+
+@pytest.mark.backends
 def test_evaluate_reports_overall_and_per_class_accuracy(compose, tiny_data, tmp_path):
     cfg = compose(small_run(tiny_data, "experiment=model1", "trainer.fast_dev_run=1"))
     train(cfg)
@@ -202,6 +221,7 @@ def test_exported_saved_model_predicts_like_the_live_model(compose, tiny_data, t
     assert Trainer().predict(load_task(out / "model.keras")[0], images).shape == (5, 2)
 
 
+@pytest.mark.backends
 def test_predict_labels_known_images(compose, tmp_path):
     data = make_image_folders(tmp_path / "toy", train=40, val=10)
     cfg = compose(small_run(data, "experiment=model3", "augment=none", "trainer.max_epochs=6",
@@ -250,6 +270,7 @@ def test_more_devices_than_visible_is_a_clear_error(tiny_data, tmp_path):
     assert result.returncode == 1 and "xla_force_host_platform_device_count=3" in result.stdout + result.stderr
 
 
+@pytest.mark.backends
 def test_the_python_api_fits_and_tests_a_task_on_a_datamodule(tiny_data, tmp_path):
     from catdog import ImageClassifier, ImageFolderDataModule, Trainer
     from catdog.callbacks import ModelCheckpoint
@@ -274,11 +295,29 @@ def test_the_python_api_fits_and_tests_a_task_on_a_datamodule(tiny_data, tmp_pat
     assert probabilities.shape == (datamodule.num_images("val"), 2)
 
 
+def test_the_trainer_takes_a_datamodule_and_names_what_one_lacks(tiny_data):
+    from catdog.data import DataModule
+    from catdog.errors import CatdogError
+    from catdog.training import Trainer
+
+    task = build_model("cnn_small", (32, 32), 2)
+    with pytest.raises(CatdogError, match="takes a catdog.data.DataModule .* not dict"):
+        Trainer(max_epochs=1).fit(task, {"train": tiny_data})
+
+    class OnlyTraining(DataModule):
+        def train_dataloader(self, limit_batches=None, first_epoch=0):
+            return []
+
+    with pytest.raises(CatdogError, match="OnlyTraining does not implement val_dataloader, which Trainer.fit needs"):
+        Trainer(max_epochs=1).fit(task, OnlyTraining())
+
+
 def test_a_run_without_the_csv_logger_still_returns_its_metrics(compose, tiny_data):
     cfg = compose(small_run(tiny_data, "experiment=model1", "trainer.fast_dev_run=1", "~logger"))
     assert train(cfg)["epochs"] == 1 and not (Path(cfg.paths.output_dir) / "history.csv").exists()
 
 
+@pytest.mark.backends
 def test_metrics_name_the_weights_that_were_tested(compose, tiny_data):
     cfg = compose(small_run(tiny_data, "experiment=model1", "trainer.fast_dev_run=1",
                             "callbacks.model_checkpoint=null"))  # test_ckpt_path=best, but no best checkpoint

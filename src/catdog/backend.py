@@ -1,5 +1,6 @@
 """Choose the Keras backend before Keras is imported, and report the one that really runs."""
 
+import importlib.metadata
 import importlib.util
 import logging
 import os
@@ -52,19 +53,40 @@ def use_backend(name: str, xla_flags: str | None = None, compilation_cache_dir: 
                               float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]))
 
 
+_kept_out: set = set()
+KEPT_OUT = ("this JAX run keeps TensorFlow out of the process (backend.import_tensorflow=false, about 0.4 GB "
+            "less memory); set backend.import_tensorflow=true to allow it.")
+
+
 def keep_tensorflow_out() -> None:
-    """Make `import tensorflow` fail with an ImportError in this process, as if it were not installed (Python's
-    own rule for a `None` in `sys.modules`): Keras then skips what it would do with TensorFlow."""
-    if "tensorflow" in sys.modules and sys.modules["tensorflow"] is not None:
+    """Tell Keras that TensorFlow is not installed, so a JAX process never imports it: Keras asks its lazy
+    `tensorflow` module whether TensorFlow is available whenever it seeds, saves or checks a type. That module
+    is private to Keras (pinned by pyproject's keras bound, and tests/test_backend.py checks that it is taken);
+    catdog's own TensorFlow features ask `require_tensorflow` first."""
+    if tensorflow_imported():
         logging.getLogger("catdog").warning(
             "TensorFlow was imported before catdog chose the backend; backend.import_tensorflow=false has no effect.")
-    else:
-        sys.modules["tensorflow"] = None
+        return
+    from keras.src.utils import module_utils
+
+    module_utils.tensorflow._available = False
+    _kept_out.add("tensorflow")
+
+
+def require_tensorflow(what: str):
+    """`import tensorflow` for `what`, or a CatdogError where this run keeps it out or it is not installed."""
+    if "tensorflow" in _kept_out and not tensorflow_imported():
+        raise CatdogError(f"{what} needs TensorFlow, but {KEPT_OUT}")
+    try:
+        import tensorflow
+    except ImportError as exc:
+        raise CatdogError(f"{what} needs TensorFlow, which is not installed ({exc}).") from exc
+    return tensorflow
 
 
 def tensorflow_imported() -> bool:
     """Whether TensorFlow is loaded in this process (a JAX run records it next to its peak memory)."""
-    return sys.modules.get("tensorflow") is not None
+    return "tensorflow" in sys.modules
 
 
 def jax_accelerator(environ=None) -> str | None:
@@ -75,7 +97,6 @@ def jax_accelerator(environ=None) -> str | None:
     if platforms:
         first = platforms.split(",")[0].strip()
         return None if first == "cpu" else first
-    import importlib.metadata
     import pkgutil
 
     plugins = {entry.name for entry in importlib.metadata.entry_points(group="jax_plugins")}

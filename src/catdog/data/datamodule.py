@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
+from catdog.backend import require_tensorflow
 from catdog.data.base import DataModule
 from catdog.data.cache import cached_decode
 from catdog.data.download import download_dataset
@@ -62,10 +63,7 @@ class ImageFolderDataModule(DataModule):
         if loader not in ("numpy", "tf_data"):
             raise CatdogError(f"dataset.loader={loader!r}: must be numpy or tf_data.")
         if loader == "tf_data":
-            try:
-                import tensorflow  # noqa: F401
-            except ImportError as exc:
-                raise CatdogError(f"dataset.loader=tf_data runs on TensorFlow: {exc}") from exc
+            require_tensorflow("dataset.loader=tf_data")
         self.name = name
         self.augment = _pipeline(augment)
         self.root, self.url, self.download_dir = root, url, download_dir

@@ -3,6 +3,7 @@
 import importlib.util
 from pathlib import Path
 
+from catdog.backend import require_tensorflow
 from catdog.errors import CatdogError
 from catdog.loggers.base import Logger, flatten, scalars
 
@@ -15,11 +16,8 @@ class TensorBoardLogger(Logger):
         super().__init__()
         import keras
 
-        try:
-            import tensorflow  # noqa: F401  (Keras' TensorBoard callback writes with tf.summary)
-        except ImportError as exc:
-            raise CatdogError("logger=tensorboard writes through TensorFlow's summary API, which this run keeps "
-                              "out; add backend.import_tensorflow=true (or use logger=csv or mlflow).") from exc
+        require_tensorflow("logger=tensorboard (Keras' TensorBoard callback writes with tf.summary; or use "
+                           "logger=csv or mlflow)")
         if importlib.util.find_spec("tensorboard") is None:  # tf.summary.scalar is TensorBoard's
             raise CatdogError("logger=tensorboard needs the tensorboard package: pip install tensorboard.")
         self.save_dir = str(save_dir)
