@@ -32,3 +32,19 @@ def test_a_jax_process_can_keep_tensorflow_out(tmp_path):
     assert "set backend.import_tensorflow=true" in result.stdout
     assert "Error reading persistent compilation cache" not in result.stderr
     assert any((tmp_path / "jax-cache").iterdir())
+
+
+def test_entry_points_leave_the_backend_to_be_chosen():
+    """Without KERAS_BACKEND, importing catdog or an entry point imports no Keras: `backend=` still chooses."""
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    code = ("import sys, catdog, catdog.training, catdog.train, catdog.evaluate, catdog.predict, catdog.export, "
+            "catdog.explore, catdog.report, catdog.bench; print('keras' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert result.stdout.strip() == "False", result.stderr[-2000:]
+
+
+def test_import_catdog_registers_its_classes_once_the_backend_is_chosen():
+    code = "import sys, catdog, keras; print(keras.saving.get_registered_object('catdog>ImageClassifier').__name__)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "KERAS_BACKEND": "tensorflow"})
+    assert result.stdout.strip() == "ImageClassifier", result.stderr[-2000:]

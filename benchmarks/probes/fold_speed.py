@@ -73,7 +73,6 @@ def measure(images=512, rounds=5):
     import keras
 
     from catdog.models import build_model
-    from catdog.models.layers import use_xla_cpu_layers
 
     rng = np.random.default_rng(0)
     features = build_model("mobilenet", (160, 160), 2, ["model.backbone.weights=null"]).features
@@ -82,7 +81,6 @@ def measure(images=512, rounds=5):
             layer.set_weights([rng.uniform(0.5, 2, w.shape) if i in (0, 3) else rng.normal(0, 0.5, w.shape)
                                for i, w in enumerate(layer.get_weights())])
     folded = fold_batch_norm(features)
-    use_xla_cpu_layers(folded)  # the clone has Keras' calls; give it the XLA:CPU ones the plain model runs
     models = {"plain": features, "folded": folded}
     x = rng.integers(0, 256, (images, 160, 160, 3)).astype("float32")
     outputs = {name: model.predict(x[:64], batch_size=64, verbose=0) for name, model in models.items()}  # warm-up

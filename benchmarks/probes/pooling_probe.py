@@ -18,7 +18,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 import keras  # noqa: E402
 
 from catdog.data import ImageFolderDataModule  # noqa: E402
-from catdog.models.mobilenet import mobilenet_v2  # noqa: E402
+from catdog.models.transfer import application  # noqa: E402
 
 SIZES, SEEDS, EPOCHS = (160, 224), range(5), 20
 
@@ -27,7 +27,7 @@ def pooled_features(size):
     data = ImageFolderDataModule(root=os.environ["CATDOG_DATA"], image_size=(size, size),
                                  cache_dir=os.path.expanduser("~/.cache/catdog"))
     data.setup()
-    base = mobilenet_v2((size, size, 3), os.environ["CATDOG_WEIGHTS"])
+    base = application((size, size, 3), "MobileNetV2", os.environ["CATDOG_WEIGHTS"])
     inputs = keras.Input((size, size, 3))
     maps = base(keras.layers.Rescaling(1 / 127.5, offset=-1)(inputs), training=False)
     model = keras.Model(inputs, [keras.layers.GlobalMaxPooling2D()(maps), keras.layers.GlobalAveragePooling2D()(maps)])

@@ -1,8 +1,15 @@
 """The training loop: the Trainer and its concerns (checkpoints, run directory, signals, strategy, precision,
-stages, the feature cache)."""
+stages, the feature cache). Importing the package imports no Keras, so an entry point can still choose the
+backend; its classes import it when first used."""
 
-from catdog.training.feature_cache import FeatureCache
-from catdog.training.stages import Stage
-from catdog.training.trainer import Trainer
+import importlib
 
-__all__ = ["FeatureCache", "Stage", "Trainer"]
+_LAZY = {"Trainer": "catdog.training.trainer", "FeatureCache": "catdog.training.feature_cache",
+         "Stage": "catdog.training.stages"}
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'catdog.training' has no attribute {name!r}")

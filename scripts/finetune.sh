@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # model4 with fine-tuning (experiment=model4_finetune) on TensorFlow, collected into results/finetune/NAME/.
-#   benchmarks/finetune.sh [NAME [OVERRIDES...]]     e.g. benchmarks/finetune.sh augment_flip_rotate augment=flip_rotate
+#   scripts/finetune.sh [NAME [OVERRIDES...]]     e.g. scripts/finetune.sh augment_flip_rotate augment=flip_rotate
 # Needs CATDOG_DATA and CATDOG_WEIGHTS.
 set -euo pipefail
 cd "$(dirname "$0")/.."

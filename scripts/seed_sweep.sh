@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Re-run one experiment with other seeds (a Hydra multirun) and collect the results.
-#   benchmarks/seed_sweep.sh EXPERIMENT SEEDS [OVERRIDE...]   e.g. benchmarks/seed_sweep.sh model2 1,2
-#   SEEDS_NAME=model2_augment benchmarks/seed_sweep.sh model2 0,1,2 augment=flip_rotate,flip_rotate_keras
+#   scripts/seed_sweep.sh EXPERIMENT SEEDS [OVERRIDE...]   e.g. scripts/seed_sweep.sh model2 1,2
+#   SEEDS_NAME=model2_augment scripts/seed_sweep.sh model2 0,1,2 augment=flip_rotate,flip_rotate_keras
 # Results go to results/seeds/${SEEDS_NAME:-EXPERIMENT}.
-# Needs CATDOG_DATA (and CATDOG_WEIGHTS for model4), as benchmarks/reproduce_tutorial.sh.
+# Needs CATDOG_DATA (and CATDOG_WEIGHTS for model4), as scripts/reproduce_tutorial.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 exp=$1

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The full sweep: four models x augment none,flip_rotate x backend jax,tensorflow (16 jobs), two at a
 # time with the joblib launcher, then the report. Needs CATDOG_DATA and CATDOG_WEIGHTS.
-#   benchmarks/sweep.sh [EPOCHS=3]
+#   scripts/sweep.sh [EPOCHS=3]
 set -uo pipefail
 cd "$(dirname "$0")/.."
 epochs=${1:-3}

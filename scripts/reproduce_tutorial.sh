@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Reproduce the tutorial's four experiments on one backend and collect the results.
-#   benchmarks/reproduce_tutorial.sh [BACKEND=tensorflow] [EPOCHS=20] [EXPERIMENTS="model1 model2 model3 model4"]
+#   scripts/reproduce_tutorial.sh [BACKEND=tensorflow] [EPOCHS=20] [EXPERIMENTS="model1 model2 model3 model4"]
 # Needs CATDOG_DATA (a cats_and_dogs_filtered copy) and CATDOG_WEIGHTS (MobileNetV2 no-top weights), or
 # network access for the tutorial's download and Keras' ImageNet weights.
 set -euo pipefail
