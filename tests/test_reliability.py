@@ -240,7 +240,7 @@ def test_a_checkpoint_write_that_fails_leaves_the_previous_one(tmp_path, monkeyp
 
 
 def test_history_row_cut_by_a_kill_is_ignored(tmp_path):
-    from catdog.training.history import read_history
+    from catdog.analysis.history import read_history
 
     path = tmp_path / "history.csv"
     path.write_text("epoch,accuracy,val_accuracy\n0,0.5,0.6\n1,0.7,0.7\n1,0.8,0.75\n2,0.9,\n")

@@ -4,7 +4,7 @@ each in a fresh process (`catdog.analysis.bench`)."""
 from omegaconf import DictConfig
 
 from catdog.analysis.bench import run_bench
-from catdog.utils.entry import hydra_entry
+from catdog.entry import hydra_entry
 
 
 @hydra_entry("bench")

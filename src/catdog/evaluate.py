@@ -8,7 +8,7 @@ from omegaconf import DictConfig
 
 from catdog.backend import use_backend
 from catdog.errors import CatdogError
-from catdog.utils.entry import hydra_entry
+from catdog.entry import hydra_entry
 from catdog.utils.io import printable, write_json
 
 log = logging.getLogger("catdog.evaluate")

@@ -8,7 +8,7 @@ from omegaconf import DictConfig
 
 from catdog.backend import use_backend
 from catdog.utils.config import build
-from catdog.utils.entry import hydra_entry
+from catdog.entry import hydra_entry
 from catdog.utils.io import write_json
 
 log = logging.getLogger("catdog.explore")

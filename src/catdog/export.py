@@ -9,7 +9,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from catdog.backend import use_backend
-from catdog.utils.entry import hydra_entry
+from catdog.entry import hydra_entry
 from catdog.errors import CatdogError
 from catdog.utils.io import write_json
 from catdog.utils.progress import working

@@ -9,7 +9,7 @@ import numpy as np
 from omegaconf import DictConfig, ListConfig
 
 from catdog.backend import use_backend
-from catdog.utils.entry import hydra_entry
+from catdog.entry import hydra_entry
 from catdog.utils.io import TEXT, atomic_path, printable, write_json
 
 log = logging.getLogger("catdog.predict")

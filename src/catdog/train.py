@@ -4,7 +4,7 @@ from omegaconf import DictConfig
 
 from catdog.backend import use_backend
 from catdog.utils.config import build, hyperparameters
-from catdog.utils.entry import hydra_entry, run_job_in_fresh_process, runs_in_this_process
+from catdog.entry import hydra_entry, run_job_in_fresh_process, runs_in_this_process
 from catdog.errors import CatdogError
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from catdog.errors import CatdogError
-from catdog.training.history import read_history, seconds_to
+from catdog.analysis.history import read_history, seconds_to
 from catdog.utils.io import write_json, write_text
 from catdog.analysis.plots import grouped_bars, plt, save_figure
 from catdog.analysis.report import markdown_table, read_run

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from catdog.training.history import read_history
+from catdog.analysis.history import read_history
 from catdog.utils.io import TEXT, printable, write_text
 from catdog.analysis.plots import grouped_bars, plt, save_figure
 

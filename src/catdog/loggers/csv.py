@@ -12,29 +12,36 @@ log = logging.getLogger(__name__)
 
 
 class CSVLogger(Logger):
-    """`history.csv` (a row per epoch, rewritten whole and atomically after each one, so that after a resume
-    every epoch is there exactly once), `metrics.json` (the summary and test metrics) and `provenance.json`."""
+    """`history.csv` (the Trainer's history, a row per epoch, rewritten whole and atomically after each one, so
+    that after a resume every epoch is there exactly once), `metrics.json` (the summary and test metrics) and
+    `provenance.json`."""
 
     def __init__(self, save_dir, history="history.csv", metrics="metrics.json", provenance="provenance.json"):
         super().__init__()
         self.save_dir = Path(save_dir)
         self.history_path = self.save_dir / history
         self.metrics_path, self.provenance_path = self.save_dir / metrics, self.save_dir / provenance
-        self.rows, self.metrics, self.provenance = [], {}, {}
+        self.metrics, self.provenance = {}, {}
+
+    @property
+    def rows(self) -> list[dict]:
+        """The Trainer's per-epoch history (it keeps it, across stages and resumes), less the stage names."""
+        return [{k: v for k, v in row.items() if k != "stage"} for row in self.trainer.history]
 
     def on_epoch_end(self, epoch, logs=None):
-        self.rows = [r for r in self.rows if r["epoch"] < epoch] + [{"epoch": epoch, **_floats(logs or {})}]
-        columns = list(dict.fromkeys(k for row in self.rows for k in row))
+        rows = self.rows
+        columns = list(dict.fromkeys(k for row in rows for k in row))
         text = io.StringIO()
         writer = csv.DictWriter(text, columns, restval="")
         writer.writeheader()
-        writer.writerows(self.rows)
+        writer.writerows(rows)
         write_text(self.history_path, text.getvalue())
 
     def history(self) -> dict:
         """{column: [value per epoch]} of the epochs so far."""
-        columns = dict.fromkeys(k for row in self.rows for k in row if k != "epoch")
-        return {k: [row.get(k) for row in self.rows] for k in columns}
+        rows = self.rows
+        columns = dict.fromkeys(k for row in rows for k in row if k != "epoch")
+        return {k: [row.get(k) for row in rows] for k in columns}
 
     def log_hyperparams(self, params):
         self.metrics.update({k: params[k] for k in ("experiment", "model", "augment", "seed", "tags") if k in params})
@@ -56,13 +63,3 @@ class CSVLogger(Logger):
                 plot_history(history, self.save_dir / "accuracy.png", title=str(self.metrics.get("experiment", "")))
             except Exception as exc:  # matplotlib and the filesystem raise many types
                 log.warning("Could not plot %s (%s: %s).", self.save_dir / "accuracy.png", type(exc).__name__, exc)
-
-    def state_dict(self):
-        return {"rows": self.rows}
-
-    def load_state_dict(self, state):
-        self.rows = list(state.get("rows", []))
-
-
-def _floats(logs: dict) -> dict:
-    return {k: float(v) for k, v in logs.items()}

@@ -20,7 +20,7 @@ from catdog.data.base import DataModule, check_datamodule
 from catdog.errors import CatdogError
 from catdog.training.checkpoint import CheckpointConnector
 from catdog.training.fit_loop import FitLoop, count
-from catdog.training.history import summarise
+from catdog.analysis.history import summarise
 from catdog.training.precision import check_task, set_precision
 from catdog.training.run_dir import RunDirectory, provenance
 from catdog.training.signals import StopOnSignal

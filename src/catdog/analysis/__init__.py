@@ -1,0 +1,1 @@
+"""Reading and judging runs: metrics of predictions, run histories, figures, reports, benchmarks."""

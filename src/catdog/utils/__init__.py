@@ -1,0 +1,1 @@
+"""What every layer uses: configs and building objects from them, atomic files, progress lines, run records."""
