@@ -1,7 +1,10 @@
+import keras
+import numpy as np
 import pytest
 
 from catdog.errors import CatdogError
 from catdog.models import available_models, build_model
+from catdog.models.layers import leaf_layers
 
 from helpers import REAL_WEIGHTS
 
@@ -77,3 +80,18 @@ def test_mobilenet_pooling_is_average_or_max():
     assert type(pooled["max"].features.layers[-1]).__name__ == "GlobalMaxPooling2D"
     with pytest.raises(CatdogError, match="model.pooling"):
         build_model("mobilenet", (32, 32), 2, [*options, "model.pooling=min"])
+
+
+@pytest.mark.backends
+@pytest.mark.parametrize("name", ["cnn", "mobilenet"])
+def test_xla_cpu_layers_change_no_weight_and_no_random_draw(name):
+    options = NO_WEIGHTS.get(name, [])
+    built = {}
+    for fast in (True, False):
+        keras.utils.set_random_seed(0)
+        built[fast] = build_model(name, (32, 32), 2, [*options, f"model.xla_cpu_layers={fast}"])
+    for a, b in zip(built[True].weights, built[False].weights):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    catdogs = {type(layer).__name__ for layer in leaf_layers(built[True]) if type(layer).__module__.startswith("catdog")}
+    assert catdogs == ({"MaxPooling2D" if name == "cnn" else "DepthwiseConv2D"} if keras.backend.backend() == "jax"
+                       else set())

@@ -237,6 +237,26 @@ def test_predict_labels_known_images(compose, tmp_path):
     assert sum(correct) >= 18 and all(0.5 <= r["probability"] <= 1 for r in rows)
 
 
+def test_predict_takes_files_folders_globs_and_lists_and_names_what_matches_nothing(tiny_data, tmp_path):
+    from catdog.tasks import ImageClassifier
+    from catdog.models.cnn import conv_blocks
+
+    ImageClassifier(conv_blocks, ["cats", "dogs"], image_size=(32, 32)).save(tmp_path / "m.keras")
+    cats, dogs = tiny_data / "validation" / "cats", tiny_data / "validation" / "dogs"
+    out = tmp_path / "p"
+    result = run_main("catdog.predict", f"ckpt_path={tmp_path / 'm.keras'}",
+                      f"images=[{cats / 'cats.0.jpg'},{dogs}/*.jpg,{cats}]", f"hydra.run.dir={out}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    paths = [r["path"] for r in json.loads((out / "predictions.json").read_text())["predictions"]]
+    assert len(paths) == 20 and len(set(paths)) == 20  # cats.0.jpg once, though named twice
+    result = run_main("catdog.predict", f"ckpt_path={tmp_path / 'm.keras'}",
+                      f"images=[{cats / 'cats.0.jpg'},{tmp_path}/nothing/*.jpg,{tmp_path / 'gone.jpg'}]",
+                      f"hydra.run.dir={tmp_path / 'q'}")
+    output = result.stdout + result.stderr
+    assert result.returncode == 1 and "gone.jpg are no file, folder or matching pattern" in output, output[-2000:]
+    assert "nothing/*.jpg" in output and "Traceback" not in output
+
+
 @pytest.mark.slow
 def test_data_parallel_on_two_cpu_devices_learns_like_one(tmp_path):
     data = make_image_folders(tmp_path / "toy", train=40, val=10)

@@ -9,6 +9,7 @@ Keras' own call wherever the backend is not XLA:CPU.
 """
 
 import functools
+import random
 
 import keras
 from keras import ops
@@ -95,18 +96,26 @@ def leaf_layers(model):
 
 
 def with_xla_cpu_layers(model):
-    """`model`, or on XLA:CPU a copy of it (`keras.models.clone_model`, same weights) whose eligible MaxPooling2D
-    and DepthwiseConv2D layers are catdog's subclasses."""
+    """`model`, or on XLA:CPU a copy of it (`keras.models.clone_model`) whose eligible MaxPooling2D and
+    DepthwiseConv2D layers are catdog's subclasses, with their weights. The other layers are shared with
+    `model`, not copied, and the new layers draw no seeds: the rest of the build draws what it would have."""
     if not on_xla_cpu() or not any(fast_class(layer) for layer in leaf_layers(model)):
         return model
+    swapped = {}
 
     def clone(layer):
-        cls = fast_class(layer) or type(layer)
-        return cls.from_config(layer.get_config())
+        cls = fast_class(layer)
+        if cls is None:
+            return layer
+        swapped[layer] = cls.from_config(layer.get_config())
+        return swapped[layer]
 
-    copy = keras.models.clone_model(model, clone_function=clone)
-    copy.set_weights(model.get_weights())
+    state = random.getstate()  # Keras' initializers take their default seeds from Python's random
+    try:
+        copy = keras.models.clone_model(model, clone_function=clone)
+    finally:
+        random.setstate(state)
+    for original, fast in swapped.items():
+        fast.set_weights(original.get_weights())
     copy.trainable = model.trainable
-    for original, cloned in zip(leaf_layers(model), leaf_layers(copy)):
-        cloned.trainable = original.trainable
     return copy
