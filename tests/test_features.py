@@ -215,3 +215,15 @@ def test_a_fast_dev_run_computes_only_the_features_it_uses(compose, tmp_path):
     assert train(cfg)["epochs"] == 1
     cached = {p.name.split("-")[1]: np.load(p).shape[0] for p in (tmp_path / "cache").glob("features-*.npy")}
     assert cached == {"train": 3 * 4, "val": 4, "test": 4}  # one batch of 4 images per split, 3 views of train
+
+
+@pytest.mark.backends
+def test_epochs_drawn_from_a_pool_of_augmented_views_run_whole_without_a_warning(compose, tmp_path, recwarn):
+    data = make_image_folders(tmp_path / "data", train=5, val=4)  # 10 images: 3 batches of 4 an epoch
+    cfg = compose([f"dataset.root={data}", "experiment=model4", *NO_WEIGHTS, "dataset.image_size=[32,32]",
+                   "dataset.batch_size=4", "trainer.verbose=0", "trainer.feature_cache.views=2",
+                   "trainer.feature_cache.runtime=keras", "trainer.max_epochs=5", "test=false"])
+    train(cfg)  # 5 epochs of 3 batches from a pool of 20 rows, 5 batches: not a whole number of epochs
+    assert not [w for w in recwarn if "ran out of data" in str(w.message)]
+    history = list(csv.DictReader(open(Path(cfg.paths.output_dir) / "history.csv")))
+    assert len(history) == 5

@@ -18,11 +18,12 @@ def array_loader(x, y, batch_size, *, loader="numpy", seed=None, augment=None, l
     backends (results/loaders/report.md); tf.data runs Keras' augmentation layers with TensorFlow's kernels,
     NumPy batches with the backend's. `repeat`: a pass longer than an epoch (steps_per_epoch) goes on where
     the last epoch stopped (on JAX, Keras reshuffles `ArrayBatches` at every epoch's end all the same, so
-    the rest of the pass is read in a new order: each epoch still draws uniformly from the pool).
+    the rest of the pass is read in a new order: each epoch still draws uniformly from the pool); Keras sees
+    such batches as endless (`num_batches` None), so no epoch runs short.
     """
     if loader == "numpy":
         batches = ArrayBatches(x, y, batch_size, seed=seed, augment=augment, limit_batches=limit_batches,
-                               first_epoch=first_epoch)
+                               first_epoch=first_epoch, repeat=repeat)
         return batches.tf_dataset(repeat) if keras.backend.backend() == "tensorflow" else batches
     seed = None if seed is None else seed + first_epoch
     return tf_data_pipeline(x, y, batch_size, seed=seed, augment=augment, limit_batches=limit_batches, repeat=repeat)
@@ -73,9 +74,10 @@ class ArrayBatches(keras.utils.PyDataset):
     rows / padded and lowers the epoch's `loss` / `val_loss` logs a little.
     """
 
-    def __init__(self, x, y, batch_size, seed=None, augment=None, limit_batches=None, first_epoch=0, shard=None):
+    def __init__(self, x, y, batch_size, seed=None, augment=None, limit_batches=None, first_epoch=0, shard=None,
+                 repeat=False):
         super().__init__()
-        self.x, self.y, self.batch_size, self.augment = x, y, batch_size, augment
+        self.x, self.y, self.batch_size, self.augment, self.repeat = x, y, batch_size, augment, repeat
         self.seed, self.epoch, self.shard, self.class_weight = seed, first_epoch, shard, None
         self.order = self._order()
         batches = math.ceil(len(y) / batch_size)
@@ -84,8 +86,14 @@ class ArrayBatches(keras.utils.PyDataset):
     def __len__(self):
         return self.batches
 
+    @property
+    def num_batches(self):
+        """Keras' count of batches: None, endless, for batches that repeat."""
+        return None if self.repeat else self.batches
+
     def rows(self, index) -> tuple[np.ndarray, np.ndarray | None]:
         """(the rows batch `index` reads, their sample weights: None unless sharded)."""
+        index = index % self.batches if self.repeat else index
         rows = self.order[index * self.batch_size:(index + 1) * self.batch_size]
         if self.shard is None:
             return rows, None
