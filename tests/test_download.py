@@ -78,8 +78,11 @@ def test_archive_entries_escaping_the_target_are_refused(server, tmp_path):
 def test_offline_dataset_download_names_dataset_root(tmp_path):
     dm = ImageFolderDataModule(url=f"{closed_port_url()}/cats_and_dogs_filtered.zip",
                                download_dir=str(tmp_path / "keras"))
-    with pytest.raises(CatdogError, match="dataset.root"):
+    with pytest.raises(CatdogError, match="dataset.root") as refused:
         dm.setup()
+    for named in ("cats_and_dogs_filtered.zip", "CATDOG_DATA", "model.backbone.weights", "CATDOG_WEIGHTS",
+                  "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_160_no_top.h5"):
+        assert named in str(refused.value)
 
 
 def test_offline_imagenet_weights_name_model_backbone_weights(tmp_path):

@@ -418,3 +418,11 @@ def test_a_failing_plot_is_a_warning_and_loses_nothing(compose, tiny_data, monke
     run = Path(cfg.paths.output_dir)
     assert json.loads((run / "metrics.json").read_text())["epochs"] == 1 and (run / "checkpoints/best.keras").is_file()
     assert "Could not plot" in caplog.text and is_finished(run)
+
+
+def test_a_run_that_fails_before_its_first_epoch_leaves_only_its_log(tmp_path):
+    run = tmp_path / "run"
+    result = run_main("catdog.train", "dataset.root=/no/such/folder", f"hydra.run.dir={run}")
+    assert result.returncode == 1 and "dataset.root=/no/such/folder is not a folder" in result.stdout + result.stderr
+    assert [p.name for p in run.iterdir()] == ["train.log"]
+    assert "is not a folder" in (run / "train.log").read_text()

@@ -44,6 +44,13 @@ def test_fast_dev_run_of_every_experiment_writes_every_output_and_the_console_st
     noise = [line for line in output.splitlines() if "tf2onnx" in line or "libtpu" in line]
     assert not noise and not [str(w.message) for w in caught if w.category is not DeprecationWarning], noise
     assert output.rstrip().endswith(f"Outputs in {run}")
+    log = (run / "train.log").read_text()
+    for text in (output, log):  # the run states what ran where, and its result before its outputs
+        assert "Run: backend tensorflow (cpu: " in text and "data cats_and_dogs: 24 train, 16 val, 4 test images, 2 classes (cats, dogs)" in text
+        result = text[text.index("Result:"):]
+        assert "best_val_accuracy" in result and "test_checkpoint       best" in result
+        assert result.index("best_val_accuracy") < result.index(f"Outputs in {run}")
+    assert not (run / ".lock").exists() and (run / ".finished").is_file()
     for name in OUTPUTS:
         assert (run / name).is_file(), name
     on_disk = json.loads((run / "metrics.json").read_text())

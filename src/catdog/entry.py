@@ -4,6 +4,7 @@ import functools
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -65,19 +66,38 @@ def resume_hint(config_name: str, run_dir) -> str:
     return f" To resume: python -m catdog.{config_name} {' '.join(args)} ckpt_path={run_dir}"
 
 
+def result_table(metrics: dict, keys) -> str:
+    """The run's result as Lightning prints its test metrics: a small table of `keys` that `metrics` holds."""
+    rows = [(k, metrics[k]) for k in keys if isinstance(metrics.get(k), (int, float, str))]
+    width = max(len(k) for k, _ in rows)
+    lines = [f"  {k:<{width}}  {v:.4f}" if isinstance(v, float) else f"  {k:<{width}}  {v}" for k, v in rows]
+    return "Result:\n" + "\n".join(lines)
+
+
+def keep_only_the_log(run: Path) -> None:
+    """A run that failed before it wrote anything keeps only its log: no `.hydra/` of a run that never ran."""
+    if run.is_dir() and {p.name for p in run.iterdir()} <= {".hydra", ".lock", f"{HydraConfig.get().job.name}.log"}:
+        shutil.rmtree(run / ".hydra", ignore_errors=True)
+        (run / ".lock").unlink(missing_ok=True)
+
+
 def hydra_entry(config_name: str):
     """`@hydra.main` over catdog's conf/, printing a CatdogError as one paragraph instead of a traceback, and
-    where the outputs are at the end."""
+    where the outputs are at the end (once: a job run in a fresh process prints its own)."""
 
     def decorate(task):
         @functools.wraps(task)
         def guarded(cfg):
+            run = Path(HydraConfig.get().runtime.output_dir)
             try:
                 result = task(cfg)
-                log.info("Outputs in %s", HydraConfig.get().runtime.output_dir)
+                if runs_in_this_process():
+                    log.info("Outputs in %s", run)
                 return result
             except CatdogError as exc:
                 log.error("%s", str(exc) + resume_hint(config_name, getattr(exc, "run_dir", None)))
+                if runs_in_this_process():
+                    keep_only_the_log(run)
                 if HydraConfig.get().mode == RunMode.MULTIRUN:
                     raise  # the launcher records the failed job and the sweep goes on
                 sys.exit(getattr(exc, "exit_code", 1))

@@ -13,6 +13,7 @@ from catdog.entry import hydra_entry
 from catdog.utils.io import TEXT, atomic_path, printable, write_json
 
 log = logging.getLogger("catdog.predict")
+SHOWN = 20  # rows on the console; all of them in predictions.csv
 
 
 def predict(cfg: DictConfig) -> list[dict]:
@@ -37,7 +38,11 @@ def predict(cfg: DictConfig) -> list[dict]:
         best = int(probs.argmax())
         rows.append({"path": path, "label": classes[best], "probability": float(probs[best]),
                      **{f"p_{name}": float(p) for name, p in zip(classes, probs)}})
-        print(f"{printable(rows[-1]['label']):>12}  {rows[-1]['probability']:.3f}  {printable(path)}")
+    shown = "\n".join(f"  {printable(r['label']):>12}  {r['probability']:.3f}  {printable(r['path'])}" for r in rows[:SHOWN])
+    more = f"\n  ... and {len(rows) - SHOWN} more (predictions.csv)" if len(rows) > SHOWN else ""
+    counts = ", ".join(f"{sum(r['label'] == c for r in rows)} {printable(c)}" for c in classes)
+    log.info("Predicted %d image(s): %s%s\n%s%s", len(rows), counts,
+             f"; {len(data.skipped)} unreadable skipped" if data.skipped else "", shown, more)
     out = Path(cfg.paths.output_dir)
     write_json(out / "predictions.json", {"predictions": rows, "skipped_images": data.skipped})
     with atomic_path(out / "predictions.csv") as tmp, open(tmp, "w", newline="", **TEXT) as f:

@@ -1,11 +1,17 @@
 """`python -m catdog.train`: compose, instantiate, fit, test; every output lands in the Hydra run directory."""
 
+import logging
+
 from omegaconf import DictConfig
 
 from catdog.backend import use_backend
 from catdog.utils.config import build, hyperparameters
-from catdog.entry import hydra_entry, run_job_in_fresh_process, runs_in_this_process
+from catdog.entry import hydra_entry, result_table, run_job_in_fresh_process, runs_in_this_process
 from catdog.errors import CatdogError
+
+log = logging.getLogger("catdog.train")
+RESULT = ("best_val_accuracy", "best_epoch", "epochs", "test_checkpoint", "test_accuracy", "test_loss",
+          "median_epoch_seconds")
 
 
 def train(cfg: DictConfig) -> dict:
@@ -30,7 +36,12 @@ def train(cfg: DictConfig) -> dict:
 
 @hydra_entry("train")
 def main(cfg: DictConfig):
-    metrics = train(cfg) if runs_in_this_process() else run_job_in_fresh_process("catdog.train", cfg.backend.name)
+    if runs_in_this_process():
+        metrics = train(cfg)
+        if metrics:  # ranks > 0 have none
+            log.info("%s", result_table(metrics, RESULT))
+    else:
+        metrics = run_job_in_fresh_process("catdog.train", cfg.backend.name)  # the job states its own result
     return metrics[cfg.optimized_metric] if cfg.optimized_metric and metrics else metrics  # ranks > 0: {}
 
 

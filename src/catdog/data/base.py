@@ -37,6 +37,10 @@ class DataModule:
         """How many images `split` (train, val or test) holds; the Trainer skips a test of none."""
         raise NotImplementedError
 
+    def sizes(self) -> dict[str, int]:
+        """{split: images} as listed, for the line that opens a run (before anything is decoded)."""
+        return {s: self.num_images(s) for s in SPLITS}
+
     def steps_per_epoch(self, limit_batches=None):
         """None: the training loader is finite, one pass per epoch."""
         return None

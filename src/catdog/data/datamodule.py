@@ -198,6 +198,10 @@ class ImageFolderDataModule(DataModule):
                 "num_images": {s: self.num_images(s) for s in ("train", "val", "test")},
                 "skipped_images": self.skipped}
 
+    def sizes(self) -> dict[str, int]:
+        self.setup()
+        return {split: len(folder) for split, folder in self.folders.items()}
+
     def num_images(self, split: str) -> int:
         return len(self.arrays[split][1])
 

@@ -17,9 +17,11 @@ def download_dataset(url: str, splits, cache_dir=None) -> Path:
         extracted = Path(keras.utils.get_file(fname, origin=url, extract=True, cache_dir=cache_dir))
     except Exception as exc:
         raise CatdogError(
-            f"Could not download the dataset from {url} ({exc}). If this machine is offline, point "
-            f"dataset.root at a local copy that holds {' and '.join(s + '/' for s in splits)} class folders, e.g. "
-            "dataset.root=~/data/cats_and_dogs_filtered."
+            f"Could not download the dataset from {url} ({exc}). If this machine is offline, unpack {fname} "
+            f"somewhere and point dataset.root (or CATDOG_DATA) at the folder that holds "
+            f"{' and '.join(s + '/' for s in splits)} class folders, e.g. dataset.root=~/data/cats_and_dogs_filtered. "
+            "The default model also needs the MobileNetV2 ImageNet weights: set model.backbone.weights (or "
+            "CATDOG_WEIGHTS) to a local copy of mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_160_no_top.h5."
         ) from exc
     for candidate in (extracted, *sorted(p for p in extracted.iterdir() if p.is_dir())):
         if all((candidate / s).is_dir() for s in splits):

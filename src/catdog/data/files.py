@@ -45,6 +45,9 @@ class ImageFilesDataModule(DataModule):
         self.setup()
         return [self.folder.paths[i] for i in self.good]
 
+    def sizes(self) -> dict[str, int]:
+        return {"test": len(self.folder)}
+
     def num_images(self, split="test") -> int:
         self.setup()
         return len(self.labels)

@@ -68,14 +68,34 @@ class RunDirectory:
         self.held[lock] = self._lock_file = file
 
     def release(self) -> None:
+        """Give the lock back; a finished run keeps no lock file."""
         if self._lock_file is None:
             return
-        self.held.pop(Path(self._lock_file.name), None)
+        lock = Path(self._lock_file.name)
+        self.held.pop(lock, None)
+        if is_finished(self.path):
+            lock.unlink(missing_ok=True)
         self._lock_file.close()  # closing the file releases the lock
         self._lock_file = None
 
     def mark_finished(self) -> None:
         write_json(self.path / FINISHED, {"finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+
+
+def describe(trainer, datamodule) -> str:
+    """One line on what runs where: backend, processor, precision, devices, and the data."""
+    from catdog.utils.run_info import cpu_info
+
+    where = platform()
+    if where == "cpu":
+        cpu = cpu_info()
+        where = f"cpu: {cpu['model']}, {cpu['cores']} cores, {' '.join(cpu['flags']) or 'no avx2'}"
+    classes = [str(c) for c in datamodule.class_names]
+    named = ", ".join(classes[:8]) + (f", ... ({len(classes)} in all)" if len(classes) > 8 else "")
+    sizes = ", ".join(f"{n} {split}" for split, n in datamodule.sizes().items())
+    return (f"Run: backend {keras.backend.backend()} ({where}), precision {trainer.precision}, {trainer.devices} "
+            f"device(s) x {trainer.strategy.processes.count} process(es); data {getattr(datamodule, 'name', '')}: "
+            f"{sizes} images, {len(classes)} classes ({named})")
 
 
 def provenance(trainer) -> dict:

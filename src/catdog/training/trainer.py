@@ -22,7 +22,7 @@ from catdog.training.checkpoint import CheckpointConnector
 from catdog.training.fit_loop import FitLoop, count
 from catdog.analysis.history import summarise
 from catdog.training.precision import check_task, set_precision
-from catdog.training.run_dir import RunDirectory, provenance
+from catdog.training.run_dir import RunDirectory, describe, provenance
 from catdog.training.signals import StopOnSignal
 from catdog.training.stages import as_stages
 from catdog.training.strategy import Strategy, sharded, weigh_metrics
@@ -67,7 +67,7 @@ class Trainer:
         self.default_root_dir, self.verbose = Path(default_root_dir), verbose
         self.history: list[dict] = []  # every epoch's logs, across stages and resumes
         self.current_epoch, self.stage_index, self.stage_start = 0, 0, 0
-        self.datamodule = self.task = self.fit_task = None
+        self.datamodule = self.task = self.fit_task = self._announced = None
         self.callback_metrics: dict = {}
         self.setup_seconds = None  # process start to the first epoch
         self.timer = EpochTimer()
@@ -108,6 +108,7 @@ class Trainer:
         the per-epoch history."""
         check_datamodule(datamodule, "fit", ("train_dataloader", "val_dataloader"))
         check_task(task, self.precision)
+        self._announce(datamodule)
         self.strategy.check_fit()
         self.task, self.datamodule = task, datamodule
         if self.is_global_zero:
@@ -128,6 +129,11 @@ class Trainer:
             raise
         self.strategy.leave(task)
         return self.history
+
+    def _announce(self, datamodule) -> None:
+        if self._announced is not datamodule:
+            self._announced = datamodule
+            log.info("%s", describe(self, datamodule))
 
     def _where_stopped(self):
         return self.current_epoch, self.run_dir if self.checkpoint_callback else None
@@ -156,6 +162,7 @@ class Trainer:
             return {}
         if not self.strategy.left:
             self.task = task
+        self._announce(datamodule)
         self.datamodule, task = datamodule, self.strategy.alone(task, self.task)
         used = self.checkpointing.load_for_evaluation(task, ckpt_path)
         tested = self._evaluate(task, datamodule, "test") if datamodule.num_images("test") else {}
@@ -202,6 +209,7 @@ class Trainer:
         model, loader = task, data
         if isinstance(data, DataModule):
             check_datamodule(data, "predict", (f"{split}_dataloader",))
+            self._announce(data)
             model, target = self.strategy.target(task, data, self.dev_run_images(data))
             loader = (target.predict_dataloader() if split == "predict" else
                       getattr(target, f"{split}_dataloader")(limit_batches=self.limits[split]))
