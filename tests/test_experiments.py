@@ -117,6 +117,10 @@ def test_bench_runs_the_tutorials_code_then_catdog_on_each_backend(tmp_path):
     assert rows[0]["peer_best_val_accuracy"] == peer["best_val_accuracy"]
     assert all(r["target_val_accuracy"] == 0.6 and r["peer_train_images_per_second"] > 0 for r in rows)
     assert "| peer_seconds_to_target | catdog_seconds_to_target |" in (out / "bench.md").read_text()
+    assert "Step times" not in (out / "bench.md").read_text()  # models=[]: no empty table
+    output = result.stdout + result.stderr  # a line as each run ends, with what is left
+    assert "[1/3] the tutorial's code, model1" in output and "; 2 to go" in output
+    assert "[3/3] catdog, model1 on jax" in output
     assert peer_train_images(data / "train") == 32  # 16 per class
 
 
@@ -155,6 +159,7 @@ def test_bench_measures_each_model_and_backend_in_its_own_process(tmp_path):
     assert [(r["model"], r["backend"]) for r in steps] == [("cnn_small", "tensorflow"), ("cnn_small", "jax")]
     assert all(r["median_step_seconds"] > 0 and r["train_images_per_second"] > 0 for r in steps)
     assert [r["tensorflow_imported"] for r in steps] == [True, False]
+    assert "[1/2] step time, cnn_small on tensorflow" in result.stdout + result.stderr
     assert "| cnn_small | jax |" in (out / "bench.md").read_text()
     assert f"On {bench['cpu']['model']}, {bench['cpu']['cores']} cores" in (out / "bench.md").read_text()
     assert all(r["cpu"] == bench["cpu"] for r in steps)

@@ -20,7 +20,7 @@ from catdog.utils.run_info import cpu_info, describe_cpu
 
 log = logging.getLogger("catdog.bench")
 # benchmarks/ (the tutorial's pipeline) is in a source checkout, two levels above src/catdog/
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]  # src/catdog/analysis/bench.py
 
 
 def _run(command, **kwargs):
@@ -31,7 +31,7 @@ def _run(command, **kwargs):
 
 def step_benchmark(model, backend, cfg) -> dict:
     """catdog.analysis.stepbench in a fresh process (its own backend, its own peak RSS)."""
-    result, _ = _run([sys.executable, "-m", "catdog.analysis.stepbench", "--model", model, "--backend", backend,
+    result, _ = _run(env={**os.environ, "KERAS_BACKEND": backend}, command=[sys.executable, "-m", "catdog.analysis.stepbench", "--model", model, "--backend", backend,
                       "--steps", str(cfg.steps), "--warmup", str(cfg.warmup), "--batch-size", str(cfg.batch_size),
                       "--image-size", str(cfg.image_size), "--jit-compile", str(cfg.jit_compile).lower(),
                       "--precision", cfg.precision, f"--xla-flags={cfg.backend_options[backend].xla_flags or ''}",
@@ -48,10 +48,10 @@ def tutorial_script(cfg) -> Path:
     return script if script.is_absolute() else REPO_ROOT / script
 
 
-def peer_comparison(experiment, cfg, out: Path) -> list[dict]:
+def peer_comparison(experiment, cfg, out: Path, progress) -> list[dict]:
     """The same experiment, same epochs and data, by the tutorial's pipeline (`peer.script`), then by
     catdog.train on each of `peer.backends`, one after the other; one row per backend against the same
-    tutorial run."""
+    tutorial run. `progress(what)` is told of each run as it ends."""
     peer_cfg = cfg.peer
     n = experiment.removeprefix("model")
     peer_dir = out / "peer" / experiment
@@ -60,12 +60,17 @@ def peer_comparison(experiment, cfg, out: Path) -> list[dict]:
                               "--weights", peer_cfg.weights, "--out-dir", str(peer_dir)])
     if result.returncode:
         raise CatdogError(f"the tutorial's pipeline on {experiment} failed: {result.stderr[-1500:]}")
+    progress(f"the tutorial's code, {experiment}: {peer_wall:.0f} s")
     peer = {"wall_seconds": peer_wall, "train_images": peer_train_images(Path(peer_cfg.data_root) / "train"),
             **json.loads((peer_dir / "results.jsonl").read_text().splitlines()[-1]),
             **json.loads((peer_dir / f"history_model{n}.json").read_text())}
     target = peer_cfg.targets.get(experiment)
-    return [comparison_row(experiment, target, peer, _catdog_run(experiment, backend, cfg, out))
-            for backend in peer_cfg.backends]
+    rows = []
+    for backend in peer_cfg.backends:
+        rows.append(comparison_row(experiment, target, peer, _catdog_run(experiment, backend, cfg, out)))
+        progress(f"catdog, {experiment} on {backend}: {rows[-1]['catdog_wall_seconds']:.0f} s, "
+                 f"{rows[-1]['wall_speedup']:.2f}x the tutorial's code's speed")
+    return rows
 
 
 def peer_train_images(folder: Path) -> int:
@@ -83,7 +88,7 @@ def _catdog_run(experiment, backend, cfg, out: Path) -> dict:
                  f"paths.cache_dir={out / ('cache-' + backend)}",
                  *peer_cfg.overrides]
     result, catdog_wall = _run([sys.executable, "-m", "catdog.train", *overrides],
-                               env={**os.environ, "CATDOG_WEIGHTS": peer_cfg.weights})
+                               env={**os.environ, "CATDOG_WEIGHTS": peer_cfg.weights, "KERAS_BACKEND": backend})
     if result.returncode:
         raise CatdogError(f"catdog {experiment} on {backend} failed: {result.stderr[-1500:]}")
     return {"wall_seconds": catdog_wall, **read_run(run_dir), "history": read_history(run_dir / "history.csv")}
@@ -149,11 +154,20 @@ def run_bench(cfg: DictConfig) -> dict:
     """The step-time rows and the comparison with the tutorial's pipeline that `cfg` asks for; writes
     bench.json, bench.md and bench.png into the run directory."""
     out = Path(cfg.paths.output_dir)
+    total = len(cfg.models) * len(cfg.backends)
+    if cfg.peer.enabled:
+        total += len(cfg.peer.experiments) * (1 + len(cfg.peer.backends))
+    done = []
+
+    def progress(what):
+        done.append(what)
+        log.info("[%d/%d] %s%s", len(done), total, what, f"; {total - len(done)} to go" if len(done) < total else "")
+
     steps = []
     for model in cfg.models:
         for backend in cfg.backends:
             steps.append(step_benchmark(model, backend, cfg))
-            log.info("%s/%s: %.1f train images/s", model, backend, steps[-1]["train_images_per_second"])
+            progress(f"step time, {model} on {backend}: {steps[-1]['train_images_per_second']:.1f} train images/s")
     peers = []
     if cfg.peer.enabled:
         if not (cfg.peer.data_root and cfg.peer.weights and tutorial_script(cfg).is_file()):
@@ -161,15 +175,13 @@ def run_bench(cfg: DictConfig) -> dict:
                               f"({tutorial_script(cfg)}, in a source checkout), peer.data_root and peer.weights "
                               "(or CATDOG_DATA and CATDOG_WEIGHTS); set peer.enabled=false to skip it.")
         for experiment in cfg.peer.experiments:
-            for row in peer_comparison(experiment, cfg, out):
-                peers.append(row)
-                log.info("%s on %s: catdog at %.2fx the tutorial pipeline's speed (wall time)", experiment,
-                         row["catdog_backend"], row["wall_speedup"])
+            peers += peer_comparison(experiment, cfg, out, progress)
     cpu = cpu_info()
     result = {"cpu": cpu, "steps": steps, "peer": peers}
     write_json(out / "bench.json", result)
-    text = f"# catdog.bench\n\nOn {describe_cpu(cpu)}.\n\n## Step times (fresh process per row)\n\n"
-    text += markdown_table(steps, STEP_COLUMNS)
+    text = f"# catdog.bench\n\nOn {describe_cpu(cpu)}.\n"
+    if steps:
+        text += "\n## Step times (fresh process per row)\n\n" + markdown_table(steps, STEP_COLUMNS)
     if peers:
         text += "\n## catdog vs the tutorial's pipeline (same data, same epochs, one after the other)\n\n"
         text += markdown_table(peers, PEER_COLUMNS)
