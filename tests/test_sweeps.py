@@ -34,7 +34,7 @@ def test_a_submitit_local_sweep_runs_each_job_in_its_own_process_and_a_failed_jo
         assert yaml.safe_load((job / ".hydra" / "hydra.yaml").read_text())["hydra"]["mode"] == "MULTIRUN"
     logs = [p for p in (sweep / ".submitit").glob("*/*_0_log.out")]
     assert len({p.parent.name for p in logs}) == 4  # four jobs, four processes (a local job's id is its pid)
-    assert sum("catdog.training.trainer" in p.read_text() for p in logs) == 2
+    assert sum("catdog.trainer" in p.read_text() for p in logs) == 2
 
     report = run_main("catdog.report", str(sweep))
     assert report.returncode == 0, report.stderr[-2000:]
