@@ -9,7 +9,7 @@ runs=outputs/sweep/$(date +%Y-%m-%d_%H-%M-%S)
 results=results/sweep
 python -m catdog.train -m model=cnn_small,cnn,cnn_scaled,mobilenet augment=none,flip_rotate \
   backend=jax,tensorflow trainer.max_epochs="$epochs" trainer.verbose=2 hydra.sweep.dir="$runs" \
-  hydra/launcher=joblib hydra.launcher.n_jobs=2
+  hydra/launcher=parallel
 status=$?  # a failed job fails the multirun at its end; the report lists it
 python -m catdog.report "$runs" > /dev/null  # the summaries are committed, the runs stay in $runs
 rm -rf "$results" && mkdir -p "$results"

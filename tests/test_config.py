@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import pytest
@@ -88,3 +89,15 @@ def test_ckpt_path_names_the_run_directory_a_resume_writes_into(tmp_path):
     assert run_dir_of(str(run), "new") == str(run)
     assert run_dir_of(str(run / "checkpoints" / "last.keras"), "new") == str(run)
     assert run_dir_of(str(tmp_path / "elsewhere" / "model.keras"), "new") == str(tmp_path / "elsewhere")
+
+
+def test_the_parallel_launcher_runs_one_job_per_four_cores():
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose("train", overrides=["hydra/launcher=parallel"], return_hydra_config=True)
+    GlobalHydra.instance().clear()
+    assert cfg.hydra.launcher.n_jobs == max(1, len(os.sched_getaffinity(0)) // 4)
+    assert cfg.hydra.launcher._target_.endswith("JoblibLauncher")

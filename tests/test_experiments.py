@@ -68,6 +68,19 @@ def test_report_tables_and_plots_from_run_directories(tmp_path):
         assert Image.open(tmp_path / "report" / png).size[0] > 300
 
 
+def test_the_report_has_a_column_for_each_key_its_jobs_vary(tmp_path):
+    for job, (size, seed) in enumerate([(96, 0), (160, 0), (96, 1)]):
+        fake_run(tmp_path, str(job), model="mobilenet", backend="tensorflow", experiment="model4", seed=seed)
+        (tmp_path / str(job) / ".hydra" / "overrides.yaml").write_text(
+            f"- dataset.image_size=[{size},{size}]\n- seed={seed}\n- trainer.max_epochs=3\n")
+    write_report(tmp_path, tmp_path / "report")
+    with open(tmp_path / "report" / "runs.csv", newline="") as f:
+        rows = {r["run"]: r for r in csv.DictReader(f)}
+    assert (rows["1"]["dataset.image_size"], rows["2"]["seed"]) == ("[160,160]", "1")
+    assert "trainer.max_epochs" not in rows["0"]  # the same in every job: not an axis
+    assert "| dataset.image_size | experiment |" in (tmp_path / "report" / "report.md").read_text()  # seed: a column
+
+
 def test_explore_writes_samples_counts_and_augmentation_previews(tiny_data, tmp_path):
     out, mine = tmp_path / "explore", tmp_path / "my_conf" / "augment" / "contrast.yaml"
     mine.parent.mkdir(parents=True)  # an augment option of the user's own, on Hydra's search path

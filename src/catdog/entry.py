@@ -14,7 +14,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 
 from catdog.training import distributed  # noqa: F401  (its resolvers, for conf/hydra/train.yaml)
-from catdog.utils.config import config_dir
+from catdog.utils.config import config_dir, parallel_jobs
 from catdog.errors import CatdogError
 
 log = logging.getLogger("catdog")
@@ -43,6 +43,10 @@ def run_job_in_fresh_process(module: str, backend: str):
     """
     hydra_cfg = HydraConfig.get()
     out = Path(hydra_cfg.runtime.output_dir)
+    jobs, cores = hydra_cfg.launcher.get("n_jobs"), parallel_jobs(1)
+    if isinstance(jobs, int) and jobs > cores:
+        log.warning("hydra.launcher.n_jobs=%d runs more jobs at once than this machine has cores (%d): each job gets "
+                    "a share of a core. hydra/launcher=parallel runs one per 4 cores.", jobs, cores)
     overrides = list(hydra_cfg.overrides.task)
     hydra_overrides = [o for o in hydra_cfg.overrides.hydra if not o.startswith(SWEEP_ONLY)]  # searchpath, logging
     config_dirs = [f"--config-dir={source.path.removeprefix('file://')}"

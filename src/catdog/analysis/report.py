@@ -36,6 +36,7 @@ def collect_runs(root) -> tuple[list[dict], list[str]]:
         if metrics.is_file():
             record = read_run(job)
             record["run"] = str(job.relative_to(root)) if job != root else "."
+            record["overrides"] = read_overrides(job)
             record["seconds_to_0.97_val"] = (record.get("seconds_to_val_accuracy") or {}).get("0.97")
             history = job / "history.csv"
             if history.is_file():
@@ -44,6 +45,24 @@ def collect_runs(root) -> tuple[list[dict], list[str]]:
         elif (job / ".hydra").is_dir():
             failed.append(str(job.relative_to(root)) if job != root else ".")
     return runs, failed
+
+
+def read_overrides(run_dir) -> dict:
+    """The run's command-line overrides ({key: value}, from Hydra's .hydra/overrides.yaml), or {}."""
+    path = Path(run_dir) / ".hydra" / "overrides.yaml"
+    if not path.is_file():
+        return {}
+    pairs = (str(o).split("=", 1) for o in yaml.safe_load(path.read_text()) or [])
+    return {key.lstrip("+~"): value for key, value, *_ in (pair + [""] for pair in pairs)}
+
+
+def varying_keys(runs) -> list[str]:
+    """The override keys whose values differ across `runs` (a sweep's axes), each run's value in its record."""
+    keys = sorted({k for r in runs for k in r.get("overrides", {})})
+    varying = [k for k in keys if len({r.get("overrides", {}).get(k) for r in runs}) > 1]
+    for r in runs:
+        r.update({k: r.get("overrides", {}).get(k) for k in varying if k not in COLUMNS})
+    return [k for k in varying if k not in COLUMNS]
 
 
 def _cell(value, column="") -> str:
@@ -111,11 +130,12 @@ def write_report(root, out=None) -> Path:
     out = Path(out or root)
     out.mkdir(parents=True, exist_ok=True)
     runs.sort(key=lambda r: (r.get("experiment") or "", r["model"], r["augment"], r["backend"]))
+    columns = (*varying_keys(runs), *COLUMNS)  # a sweep's axes first
     with open(out / "runs.csv", "w", newline="", **TEXT) as f:
-        writer = csv.DictWriter(f, COLUMNS, extrasaction="ignore")
+        writer = csv.DictWriter(f, columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(runs)
-    parts = [f"# Runs under `{root}`\n", markdown_table(runs)]
+    parts = [f"# Runs under `{root}`\n", markdown_table(runs, columns)]
     optuna = Path(root) / "optimization_results.yaml"
     if optuna.is_file():  # written by Hydra's Optuna sweeper
         result = yaml.safe_load(optuna.read_text())

@@ -1,6 +1,7 @@
 """Where the Hydra configs live, catdog's config resolver, and building objects from `_target_` with errors
 that name the key."""
 
+import os
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -34,8 +35,16 @@ def run_dir_of(ckpt_path, default: str) -> str:
     return str(path)
 
 
+def parallel_jobs(cores_per_job) -> int:
+    """How many jobs of `cores_per_job` cores each this machine runs side by side (at least one)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // int(cores_per_job))
+
+
 if not OmegaConf.has_resolver("catdog_run_dir"):
     OmegaConf.register_new_resolver("catdog_run_dir", run_dir_of)
+if not OmegaConf.has_resolver("catdog_jobs"):  # conf/hydra/launcher/parallel.yaml
+    OmegaConf.register_new_resolver("catdog_jobs", parallel_jobs)
 
 
 def build(node: DictConfig, key: str, **kwargs):
