@@ -1,6 +1,7 @@
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from catdog.training.checkpoint import read_state
 from catdog.errors import CatdogError
 from catdog.tasks.loading import load_task
 
-from helpers import run_main
+from helpers import make_image_folders, run_main
 
 TESTS = Path(__file__).parent
 
@@ -426,3 +427,16 @@ def test_a_run_that_fails_before_its_first_epoch_leaves_only_its_log(tmp_path):
     assert result.returncode == 1 and "dataset.root=/no/such/folder is not a folder" in result.stdout + result.stderr
     assert [p.name for p in run.iterdir()] == ["train.log"]
     assert "is not a folder" in (run / "train.log").read_text()
+
+
+def test_an_error_about_many_files_names_five_and_lists_all_in_the_run_directory(tmp_path):
+    data = make_image_folders(tmp_path / "data", train=6, val=4)
+    for i in range(4):  # 8 validation images that are training images too
+        for name in ("cats", "dogs"):
+            shutil.copy(data / "train" / name / f"{name}.{i}.jpg", data / "validation" / name / f"copy{i}.jpg")
+    run = tmp_path / "run"
+    result = run_main("catdog.train", f"dataset.root={data}", f"hydra.run.dir={run}")
+    output = result.stdout + result.stderr
+    assert result.returncode == 1 and "The splits share 8 image(s)" in output, output[-2000:]
+    assert "and 3 more (all 8 in shared_images.txt)" in output and output.count("copy") == 5
+    assert len((run / "shared_images.txt").read_text().splitlines()) == 8

@@ -15,6 +15,7 @@ from hydra.types import RunMode
 
 from catdog.training import distributed  # noqa: F401  (its resolvers, for conf/hydra/train.yaml)
 from catdog.utils.config import config_dir, parallel_jobs
+from catdog.utils.io import write_text
 from catdog.errors import CatdogError
 
 log = logging.getLogger("catdog")
@@ -78,11 +79,23 @@ def result_table(metrics: dict, keys) -> str:
     return "Result:\n" + "\n".join(lines)
 
 
+def shown(path: Path) -> str:
+    """`path` relative to the working directory when it lies below it, as a user typed it."""
+    return os.path.relpath(path) if path.resolve().is_relative_to(Path.cwd().resolve()) else str(path)
+
+
 def keep_only_the_log(run: Path) -> None:
     """A run that failed before it wrote anything keeps only its log: no `.hydra/` of a run that never ran."""
     if run.is_dir() and {p.name for p in run.iterdir()} <= {".hydra", ".lock", f"{HydraConfig.get().job.name}.log"}:
         shutil.rmtree(run / ".hydra", ignore_errors=True)
         (run / ".lock").unlink(missing_ok=True)
+
+
+def write_details(run: Path, details: dict) -> None:
+    """An error's full lists, one file each, into the run directory (its message names the first few)."""
+    for name, lines in details.items():
+        write_text(run / name, "\n".join(lines) + "\n")
+        log.error("All %d in %s", len(lines), run / name)
 
 
 def hydra_entry(config_name: str):
@@ -96,12 +109,13 @@ def hydra_entry(config_name: str):
             try:
                 result = task(cfg)
                 if runs_in_this_process():
-                    log.info("Outputs in %s", run)
+                    log.info("Outputs in %s", shown(run))
                 return result
             except CatdogError as exc:
                 log.error("%s", str(exc) + resume_hint(config_name, getattr(exc, "run_dir", None)))
                 if runs_in_this_process():
                     keep_only_the_log(run)
+                    write_details(run, exc.details)
                 if HydraConfig.get().mode == RunMode.MULTIRUN:
                     raise  # the launcher records the failed job and the sweep goes on
                 sys.exit(getattr(exc, "exit_code", 1))

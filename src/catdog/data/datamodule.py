@@ -10,9 +10,10 @@ from catdog.data.base import DataModule
 from catdog.data.cache import cached_decode
 from catdog.data.download import download_dataset
 from catdog.data.images import ImageFolder, list_image_folder
-from catdog.data.layouts import carve_test, check_disjoint, flat_splits, read_manifest, write_manifest
+from catdog.data.layouts import (UNREADABLE, carve_test, check_disjoint, flat_splits, read_manifest,
+                                 write_manifest)
 from catdog.data.loaders import array_loader
-from catdog.errors import CatdogError
+from catdog.errors import CatdogError, first_few
 from catdog.utils.io import printable
 from catdog.utils.progress import working
 
@@ -165,10 +166,11 @@ class ImageFolderDataModule(DataModule):
             return np.zeros((0, *self.image_size, 3), np.uint8), folder.labels
         images, good, bad = cached_decode(folder.paths, self.image_size, self.max_image_pixels, self.cache_dir)
         if bad:
-            listing = "; ".join(f"{printable(p)} ({printable(e)})" for p, e in bad.items())
+            named = [f"{printable(p)} ({printable(e)})" for p, e in bad.items()]
             if self.strict:
-                raise CatdogError(f"{len(bad)} {name} image(s) cannot be read (dataset.strict=true): {listing}")
-            log.warning("Skipping %d unreadable %s image(s): %s", len(bad), name, listing)
+                raise CatdogError(f"{len(bad)} {name} image(s) cannot be read (dataset.strict=true): "
+                                  f"{first_few(named, UNREADABLE)}", {UNREADABLE: named})
+            log.warning("Skipping %d unreadable %s image(s): %s", len(bad), name, first_few(named, "metrics.json"))
             self.skipped.update(bad)
         return images, folder.labels[good]
 

@@ -8,8 +8,9 @@ import numpy as np
 from catdog.data.base import DataModule
 from catdog.data.cache import cached_decode
 from catdog.data.images import ImageFolder
+from catdog.data.layouts import UNREADABLE
 from catdog.data.loaders import array_loader
-from catdog.errors import CatdogError
+from catdog.errors import CatdogError, first_few
 from catdog.utils.io import printable
 
 log = logging.getLogger(__name__)
@@ -33,10 +34,11 @@ class ImageFilesDataModule(DataModule):
             return
         images, good, bad = cached_decode(self.folder.paths, self.image_size, self.max_image_pixels, self.cache_dir)
         if bad:
-            listing = "; ".join(f"{printable(p)} ({printable(e)})" for p, e in bad.items())
+            named = [f"{printable(p)} ({printable(e)})" for p, e in bad.items()]
             if self.strict:
-                raise CatdogError(f"{len(bad)} image(s) cannot be read (strict=true): {listing}")
-            log.warning("Skipping %d unreadable image(s): %s", len(bad), listing)
+                raise CatdogError(f"{len(bad)} image(s) cannot be read (strict=true): {first_few(named, UNREADABLE)}",
+                                  {UNREADABLE: named})
+            log.warning("Skipping %d unreadable image(s): %s", len(bad), first_few(named, "the outputs' JSON"))
         self.images, self.labels, self.good, self.skipped = images, self.folder.labels[good], good, bad
 
     @property

@@ -18,11 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from catdog.data.images import ImageFolder, list_image_folder
-from catdog.errors import CatdogError
+from catdog.errors import CatdogError, first_few
 from catdog.utils.io import printable
 
 MANIFEST_SPLITS = {"train": "train", "validation": "val", "val": "val", "test": "test"}
 SPLIT_NAMES = {"train": "train", "val": "validation", "test": "test"}
+SHARED, MISSING, UNREADABLE = "shared_images.txt", "missing_images.txt", "unreadable_images.txt"  # error details
 
 
 def carve_test(val: ImageFolder, test_fraction: float, batch_size: int, seed: int) -> dict[str, ImageFolder]:
@@ -69,10 +70,11 @@ def read_manifest(file) -> dict[str, ImageFolder]:
     if unknown:
         raise CatdogError(f"dataset.manifest={file}: unknown split(s) {unknown}; use train, validation or test.")
     classes = sorted({r["label"] for r in rows})
-    absent = [r["path"] for r in rows if not (file.parent / r["path"]).is_file()]
+    absent = [printable(r["path"]) for r in rows if not (file.parent / r["path"]).is_file()]
     if absent:
         raise CatdogError(f"dataset.manifest={file} lists {len(absent)} file(s) that do not exist (relative paths "
-                          f"are relative to the manifest's folder): {', '.join(map(printable, absent[:5]))}.")
+                          f"are relative to the manifest's folder): {first_few(absent, MISSING)}.",
+                          {MISSING: absent})
     if len(classes) < 2:
         raise CatdogError(f"dataset.manifest={file} has {len(classes)} label(s); a classifier needs at least two.")
     label_of = {name: i for i, name in enumerate(classes)}
@@ -119,8 +121,8 @@ def check_disjoint(folders: dict[str, ImageFolder]) -> None:
             shared.append(" = ".join(f"{printable(p)} ({SPLIT_NAMES[s]})" for s, p in same) + " (the same content)")
     if shared:
         raise CatdogError(f"The splits share {len(shared)} image(s), so validation or test would score images the "
-                          f"model trained on: {'; '.join(shared[:10])}{' ...' if len(shared) > 10 else ''}. "
-                          "Remove the duplicates from all but one split (or fix dataset.manifest).")
+                          f"model trained on: {first_few(shared, SHARED)}. Remove the duplicates from all but one "
+                          "split (or fix dataset.manifest).", {SHARED: shared})
 
 
 def _digest(path) -> str:
