@@ -12,7 +12,7 @@ import keras
 from catdog.backend import tensorflow_imported
 from catdog.errors import CatdogError
 from catdog.training.strategy import platform
-from catdog.utils.io import write_json
+from catdog.utils.io import printable, write_json
 
 FINISHED = ".finished"
 
@@ -90,7 +90,7 @@ def describe(trainer, datamodule) -> str:
     if where == "cpu":
         cpu = cpu_info()
         where = f"cpu: {cpu['model']}, {cpu['cores']} cores, {' '.join(cpu['flags']) or 'no avx2'}"
-    classes = [str(c) for c in datamodule.class_names]
+    classes = [printable(c) for c in datamodule.class_names]
     named = ", ".join(classes[:8]) + (f", ... ({len(classes)} in all)" if len(classes) > 8 else "")
     sizes = ", ".join(f"{n} {split}" for split, n in datamodule.sizes().items())
     return (f"Run: backend {keras.backend.backend()} ({where}), precision {trainer.precision}, {trainer.devices} "
