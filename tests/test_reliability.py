@@ -440,3 +440,31 @@ def test_an_error_about_many_files_names_five_and_lists_all_in_the_run_directory
     assert result.returncode == 1 and "The splits share 8 image(s)" in output, output[-2000:]
     assert "and 3 more (all 8 in shared_images.txt)" in output and output.count("copy") == 5
     assert len((run / "shared_images.txt").read_text().splitlines()) == 8
+
+
+def test_a_resume_with_another_model_data_or_optimizer_is_refused_naming_each_key(tiny_data, tmp_path):
+    from catdog import ImageClassifier, ImageFolderDataModule, Trainer
+    from catdog.callbacks import ModelCheckpoint
+    from catdog.models.cnn import conv_blocks
+
+    def fit(max_epochs, dropout=0.2, batch_size=4, learning_rate=1e-3, ckpt_path=None):
+        data = ImageFolderDataModule(root=str(tiny_data), image_size=(32, 32), batch_size=batch_size)
+        data.setup()
+        optimizer = keras.optimizers.Adam(learning_rate)
+        task = ImageClassifier(conv_blocks, data.class_names, image_size=(32, 32), pooling="flatten",
+                               dropout=dropout, optimizer=optimizer)
+        trainer = Trainer(max_epochs=max_epochs, callbacks=[ModelCheckpoint(tmp_path / "checkpoints")], verbose=0)
+        return trainer.fit(task, data, ckpt_path=ckpt_path)
+
+    fit(1)  # fit alone: an interrupted run, resumable
+    before = (tmp_path / "checkpoints" / "last.keras").read_bytes()
+    with pytest.raises(CatdogError) as refused:
+        fit(2, dropout=0.5, batch_size=8, learning_rate=1e-4, ckpt_path=tmp_path)
+    message = str(refused.value)
+    for change in ("model.dropout: 0.2 -> 0.5", "dataset.batch_size: 4 -> 8",
+                   "model.optimizer.learning_rate: 0.001 -> 0.0001"):
+        assert change in message, message
+    fix = "Resume with the values it started with: dataset.batch_size=4 model.dropout=0.2 model.optimizer.learning_rate=0.001."
+    assert fix in message, message
+    assert (tmp_path / "checkpoints" / "last.keras").read_bytes() == before
+    assert len(fit(3, ckpt_path=tmp_path)) == 1  # max_epochs may differ (this fit was complete: nothing to add)

@@ -53,6 +53,11 @@ class DataModule:
         """What the run's metrics record about the data."""
         return {}
 
+    def signature(self) -> dict:
+        """The settings that shape what the model sees ({key: JSON value}): a checkpoint records them, and a
+        resume with other values is refused. None here: a data module of your own may name its own."""
+        return {}
+
     def write_manifest(self, path) -> None:
         """Record in `path` what the run trains on (the Trainer calls it before the first epoch)."""
 

@@ -1,5 +1,6 @@
 """The data module: one place that turns an image folder into train, validation and test pipelines."""
 
+import json
 import logging
 from pathlib import Path
 
@@ -199,6 +200,18 @@ class ImageFolderDataModule(DataModule):
                 "baseline_accuracy": max(counts.values()) / sum(counts.values()),
                 "num_images": {s: self.num_images(s) for s in ("train", "val", "test")},
                 "skipped_images": self.skipped}
+
+    def signature(self) -> dict:
+        """Image size, batching, splitting, the loader, class weights and the augmentation's layers (not where
+        the files are: a moved copy of the data resumes)."""
+        layers = [] if self.augment is None else [[type(layer).__name__, layer.get_config()] for layer in
+                                                   getattr(self.augment, "layers", [self.augment])]
+        return json.loads(json.dumps({
+            "image_size": list(self.image_size), "batch_size": self.batch_size, "layout": self.layout,
+            "val_fraction": self.val_fraction, "test_fraction": self.test_fraction, "split_seed": self.split_seed,
+            "seed": self.seed, "loader": self.loader, "class_weight": self.class_weight,
+            "augment": [[name, {k: v for k, v in config.items() if k != "name"}] for name, config in layers]},
+            default=str))
 
     def sizes(self) -> dict[str, int]:
         self.setup()

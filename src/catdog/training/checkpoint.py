@@ -7,6 +7,7 @@ training (Dropout's seed generators among them) and, when that model is the task
 optimizer's.
 """
 
+import hashlib
 import io
 import json
 import logging
@@ -89,6 +90,60 @@ def load_weights(task, path) -> None:
         task.load_weights(path)
 
 
+# what may differ on a resume: how long, where and how the run is watched, not what is trained
+ANY_VALUE = ("model.name", "model.trainable")
+
+
+def run_shape(task, datamodule) -> dict:
+    """{key: value} of what shapes the model, the data and the optimizer, keyed as the configs key them; the
+    backbone, preprocessor and head as their class and a digest of their layers' configs."""
+    from catdog.loggers.base import flatten
+
+    model = {k: v for k, v in task.get_config().items() if k not in ("backbone", "preprocessor", "head")}
+    for part in ("backbone", "preprocessor", "head"):
+        layer = getattr(task, part, None)
+        if layer is not None:
+            inner = getattr(layer, "layers", [layer])  # names count up per process: left out
+            configs = [[type(x).__name__, {k: v for k, v in x.get_config().items() if k != "name"}] for x in inner]
+            digest = hashlib.sha256(json.dumps(configs, sort_keys=True, default=str).encode()).hexdigest()[:12]
+            model[part] = f"{type(layer).__name__} of {len(inner)} layers, config {digest}"
+    optimizer = {k: v for k, v in task.configure_optimizer().get_config().items() if k != "name"}
+    shape = flatten({"model": model, "model.optimizer": optimizer,
+                     "dataset": datamodule.signature() if datamodule is not None else {}})
+    return {k: _rounded(v) for k, v in json.loads(json.dumps(shape, default=str)).items() if k not in ANY_VALUE}
+
+
+def _rounded(value):
+    """Floats to 7 significant digits: an optimizer's float32 settings read back as they were written."""
+    if isinstance(value, float):
+        return float(f"{value:.7g}")
+    return [_rounded(v) for v in value] if isinstance(value, list) else value
+
+
+def refuse_other_shape(ckpt_path, saved, now) -> None:
+    """A one-paragraph error listing each key whose value differs from the checkpoint's, with the override that
+    puts it back where one can (a scalar or a list of scalars)."""
+    if saved is None:
+        return
+    differ = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
+    if not differ:
+        return
+    shown = [f"{k}: {json.dumps(saved.get(k))} -> {json.dumps(now.get(k))}" for k in differ[:10]]
+    fixes = [f"{k}={json.dumps(saved[k]).replace(' ', '')}" for k in differ
+             if k in saved and k not in ("model.backbone", "model.head", "model.preprocessor") and _scalar(saved[k])]
+    hint = f" Resume with the values it started with: {' '.join(fixes)}." if fixes else \
+        " Resume it with the configuration it started with."
+    raise CatdogError(f"ckpt_path={ckpt_path} was trained with another model, data or optimizer than this run "
+                      f"configures, so resuming would mix two runs: {'; '.join(shown)}"
+                      f"{f' (and {len(differ) - 10} more)' if len(differ) > 10 else ''}.{hint} Settings that only "
+                      "watch or lengthen the run (max_epochs, loggers, callbacks, verbose, paths) may differ.")
+
+
+def _scalar(value) -> bool:
+    return value is None or isinstance(value, (bool, int, float, str)) or (
+        isinstance(value, list) and all(isinstance(v, (bool, int, float, str)) for v in value))
+
+
 @dataclass
 class Resume:
     """A checkpoint being resumed: the trainer's state, and the variables the resumed stage gets once compiled."""
@@ -118,7 +173,7 @@ class CheckpointConnector:
     `default_root_dir/checkpoints`), what they hold, which one `ckpt_path` names."""
 
     def __init__(self, trainer):
-        self.trainer = trainer
+        self.trainer, self.shape = trainer, None
 
     @property
     def callback(self):
@@ -154,7 +209,7 @@ class CheckpointConnector:
             variables["non_trainable"] = fitting.non_trainable_variables
             if fitting is not trainer.task and fitting.optimizer is not None:
                 variables["optimizer"] = fitting.optimizer.variables
-        state = {"format": 2, "epoch": epochs_done, "stage": trainer.stage_index, "stage_start": trainer.stage_start,
+        state = {"format": 2, "epoch": epochs_done, "shape": self.shape, "stage": trainer.stage_index, "stage_start": trainer.stage_start,
                  "stages": [s.name for s in trainer.stages], "history": trainer.history[:epochs_done],
                  "fit_complete": False, "callbacks": {k: c.state_dict() for k, c in self.stateful().items()}, **extra}
         with distributed.local_scope():
@@ -178,6 +233,7 @@ class CheckpointConnector:
     def restore_for_fit(self, task, ckpt_path) -> Resume | None:
         """Refuse a fit that would overwrite a run; with `ckpt_path`, give `task` its weights and the trainer and
         its callbacks their state, and return what the resumed stage still needs."""
+        self.shape = run_shape(task, self.trainer.datamodule)  # as built, before any stage changes it
         last = self.callback and Path(self.callback.last_model_path)
         if ckpt_path is None:
             if last and last.is_file():
@@ -195,6 +251,7 @@ class CheckpointConnector:
         if state["stages"] != names:
             raise CatdogError(f"ckpt_path={ckpt_path} was trained in the stages {state['stages']}, not {names}; "
                               "resume it with the configuration it started with.")
+        refuse_other_shape(ckpt_path, state.get("shape"), self.shape)
         load_weights(task, path)
         resume = Resume(path, state, read_variables(path, "optimizer"), read_variables(path, "non_trainable"))
         for key, callback in self.stateful().items():  # a stage-scoped one only within its stage
