@@ -144,3 +144,32 @@ def test_rows_on_disk_read_as_the_array(tmp_path):
     np.testing.assert_array_equal(rows[-1], array[-1])
     with pytest.raises(IndexError):
         rows[7]
+
+
+def test_a_class_without_training_images_is_refused_naming_it_and_where_its_images_are(tmp_path):
+    root = make_image_folders(tmp_path / "data", train=3, val=2)
+    owl = root / "validation" / "owls"
+    owl.mkdir()
+    make_image(owl / "owl.jpg", 0, np.random.default_rng(99))
+    rows = [["path", "label", "split"]] + [[str(p), p.parent.name, p.parent.parent.name]
+                                          for p in sorted(root.rglob("*.jpg"))]
+    manifest = tmp_path / "photos.csv"
+    with open(manifest, "w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    with pytest.raises(CatdogError, match=r"photos.csv: 1 class\(es\) have no training image.*owls \(0 train, 1 "
+                                          r"validation, 0 test\)"):
+        ImageFolderDataModule(manifest=str(manifest), batch_size=2).setup()
+
+
+def test_a_class_too_small_for_a_split_is_a_warning_recorded_in_the_metrics(tmp_path, caplog):
+    root = make_image_folders(tmp_path / "data", classes=("cats", "dogs", "owls"), train=0, val=5)
+    rng = np.random.default_rng(7)
+    for extra in range(5, 10):  # cats and dogs: 10 each; owls: 5
+        for name in ("cats", "dogs"):
+            make_image(root / "validation" / name / f"more{extra}.jpg", 0, rng)
+    data = ImageFolderDataModule(root=str(root / "validation"), val_fraction=0.2, test_fraction=0.5, batch_size=2)
+    with caplog.at_level("WARNING", "catdog.data.datamodule"):
+        data.setup()  # owls: 5 images, 1 held out, which validation gets and test does not
+    assert data.classes_missing == {"test": ["owls"]}
+    assert "1 class(es) have no test image, so their test figures are not measured: owls" in caplog.text
+    assert data.describe()["classes_missing"] == {"test": ["owls"]}

@@ -11,8 +11,8 @@ from catdog.data.base import DataModule
 from catdog.data.cache import cached_decode
 from catdog.data.download import download_dataset
 from catdog.data.images import ImageFolder, list_image_folder
-from catdog.data.layouts import (UNREADABLE, carve_test, check_disjoint, flat_splits, read_manifest,
-                                 write_manifest)
+from catdog.data.layouts import (SPLIT_NAMES, UNREADABLE, carve_test, check_classes, check_disjoint, flat_splits,
+                                 read_manifest, write_manifest)
 from catdog.data.loaders import array_loader
 from catdog.errors import CatdogError, first_few
 from catdog.utils.io import printable
@@ -79,6 +79,7 @@ class ImageFolderDataModule(DataModule):
         self._arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.class_names: list[str] = []
         self.skipped: dict[str, str] = {}
+        self.classes_missing: dict[str, list[str]] = {}  # {split: classes with no image there}
 
     def prepare_data(self) -> Path | None:
         """The data folder (downloading the archive when neither a root nor a manifest is given)."""
@@ -122,6 +123,11 @@ class ImageFolderDataModule(DataModule):
                                   f"{len(folders['val'])} validation images; both need at least one "
                                   f"(dataset.val_fraction={self.val_fraction} for a flat folder).")
             check_disjoint(folders)
+            self.classes_missing = check_classes(folders, self.manifest or root)
+        for split, names in self.classes_missing.items():
+            log.warning("%d class(es) have no %s image, so their %s figures are not measured: %s",
+                        len(names), SPLIT_NAMES[split], SPLIT_NAMES[split], first_few(map(printable, names),
+                                                                                       "metrics.json"))
         self.folders, self.class_names, self.layout_used = folders, folders["train"].class_names, layout
         self.root_dir = self.manifest or root
 
@@ -199,7 +205,7 @@ class ImageFolderDataModule(DataModule):
         return {"class_names": self.class_names, "layout": self.layout_used, "label_counts": counts,
                 "baseline_accuracy": max(counts.values()) / sum(counts.values()),
                 "num_images": {s: self.num_images(s) for s in ("train", "val", "test")},
-                "skipped_images": self.skipped}
+                "classes_missing": self.classes_missing, "skipped_images": self.skipped}
 
     def signature(self) -> dict:
         """Image size, batching, splitting, the loader, class weights and the augmentation's layers (not where

@@ -23,7 +23,8 @@ from catdog.utils.io import printable
 
 MANIFEST_SPLITS = {"train": "train", "validation": "val", "val": "val", "test": "test"}
 SPLIT_NAMES = {"train": "train", "val": "validation", "test": "test"}
-SHARED, MISSING, UNREADABLE = "shared_images.txt", "missing_images.txt", "unreadable_images.txt"  # error details
+SHARED, MISSING, UNREADABLE, UNTRAINED = ("shared_images.txt", "missing_images.txt", "unreadable_images.txt",
+                                          "untrained_classes.txt")  # error details
 
 
 def carve_test(val: ImageFolder, test_fraction: float, batch_size: int, seed: int) -> dict[str, ImageFolder]:
@@ -123,6 +124,25 @@ def check_disjoint(folders: dict[str, ImageFolder]) -> None:
         raise CatdogError(f"The splits share {len(shared)} image(s), so validation or test would score images the "
                           f"model trained on: {first_few(shared, SHARED)}. Remove the duplicates from all but one "
                           "split (or fix dataset.manifest).", {SHARED: shared})
+
+
+def check_classes(folders: dict[str, ImageFolder], where) -> dict[str, list[str]]:
+    """Refuse a class with no training image, naming it and where its images are; {split: [classes it lacks]}
+    for the validation and test splits that lack some (each class is scored only where it has images)."""
+    names = folders["train"].class_names
+    counts = {s: np.bincount(f.labels, minlength=len(names)) for s, f in folders.items()}
+
+    def spread(i):
+        return ", ".join(f"{int(counts[s][i])} {SPLIT_NAMES[s]}" for s in folders)
+
+    untrained = [f"{printable(names[i])} ({spread(i)})" for i in range(len(names)) if counts["train"][i] == 0]
+    if untrained:
+        raise CatdogError(f"{printable(where)}: {len(untrained)} class(es) have no training image, so the model "
+                          f"would have an output it never learns: {first_few(untrained, UNTRAINED)}. Give each "
+                          "class training images (dataset.val_fraction smaller for a flat folder), or remove it.",
+                          {UNTRAINED: untrained})
+    return {s: [names[i] for i in range(len(names)) if counts[s][i] == 0]
+            for s in ("val", "test") if s in folders and len(folders[s]) and not counts[s].all()}
 
 
 def _digest(path) -> str:
