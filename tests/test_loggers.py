@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ from mlflow.tracking import MlflowClient
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.util.tensor_util import make_ndarray
 
+from catdog.errors import CatdogError
 from catdog.loggers import MLflowLogger
 from catdog.train import train
 
@@ -116,3 +118,45 @@ def test_mlflow_logger_keeps_real_numbers_under_names_mlflow_accepts(tracking_ur
     found = logger.client.get_run(logger.run_id)
     assert found.data.metrics == {"test_accuracy": 0.5, "label_counts.golden_retriever_s": 3.0, "epochs": 2.0}
     assert found.data.tags["cpu.model_name"] == "x" and found.data.tags["devices"] == "1"
+
+
+@pytest.mark.parametrize("ending,status", [("error", "FAILED"), ("ctrl-c", "KILLED")])
+def test_mlflow_marks_a_fit_that_stopped_failed_or_killed_and_a_resume_goes_on(tracking_uri, tiny_data, tmp_path,
+                                                                              ending, status):
+    import signal
+
+    import keras
+
+    from catdog import ImageClassifier, ImageFolderDataModule, Trainer
+    from catdog.callbacks import ModelCheckpoint
+    from catdog.models.cnn import conv_blocks
+
+    class Stop(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1 and ending == "error":  # after epoch 0's checkpoint
+                raise RuntimeError("disk on fire")
+            if epoch == 0 and ending == "ctrl-c":
+                os.kill(os.getpid(), signal.SIGINT)
+
+    def fit(callbacks):
+        logger = MLflowLogger(tracking_uri, experiment_name=f"stopped-{ending}")
+        trainer = Trainer(max_epochs=2, callbacks=[*callbacks, ModelCheckpoint(tmp_path / "checkpoints")],
+                          loggers=[logger], verbose=0)
+        data = ImageFolderDataModule(root=str(tiny_data), image_size=(32, 32), batch_size=8)
+        data.setup()
+        task = ImageClassifier(conv_blocks, data.class_names, image_size=(32, 32), pooling="flatten")
+        return logger, trainer, task, data
+
+    logger, trainer, task, data = fit([Stop()])
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises((RuntimeError, CatdogError)):
+            trainer.fit(task, data)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert MlflowClient(tracking_uri).get_run(logger.run_id).info.status == status
+    resumed, trainer, task, data = fit([])
+    trainer.fit(task, data, ckpt_path=tmp_path)
+    trainer.test(task, data)
+    assert resumed.run_id == logger.run_id  # the same MLflow run, finished now
+    assert MlflowClient(tracking_uri).get_run(logger.run_id).info.status == "FINISHED"

@@ -468,3 +468,26 @@ def test_a_resume_with_another_model_data_or_optimizer_is_refused_naming_each_ke
     assert fix in message, message
     assert (tmp_path / "checkpoints" / "last.keras").read_bytes() == before
     assert len(fit(3, ckpt_path=tmp_path)) == 1  # max_epochs may differ (this fit was complete: nothing to add)
+
+
+def test_an_epoch_stopped_before_its_last_batch_is_not_saved_as_complete(tiny_data, tmp_path):
+    from catdog import ImageClassifier, ImageFolderDataModule, Trainer
+    from catdog.callbacks import ModelCheckpoint
+    from catdog.models.cnn import conv_blocks
+
+    class StopMidEpoch(keras.callbacks.Callback):  # as TerminateOnNaN does on a NaN loss
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_train_batch_end(self, batch, logs=None):
+            if self.epoch == 1 and batch == 1:
+                self.model.stop_training = True
+
+    data = ImageFolderDataModule(root=str(tiny_data), image_size=(32, 32), batch_size=4)  # 6 batches an epoch
+    data.setup()
+    task = ImageClassifier(conv_blocks, data.class_names, image_size=(32, 32), pooling="flatten")
+    trainer = Trainer(max_epochs=3, callbacks=[StopMidEpoch(), ModelCheckpoint(tmp_path / "checkpoints")], verbose=0)
+    history = trainer.fit(task, data)
+    assert [row["epoch"] for row in history] == [0]
+    assert read_state(tmp_path / "checkpoints" / "last.keras")["epoch"] == 1
+    assert read_state(tmp_path / "checkpoints" / "best.keras")["epoch"] == 1

@@ -32,6 +32,8 @@ class ModelCheckpoint(Callback):
         return self.best is None or (value > self.best if self.mode == "max" else value < self.best)
 
     def on_epoch_end(self, epoch, logs=None):
+        if not getattr(self.trainer, "epoch_complete", True):  # stopped mid-epoch: the last checkpoint stands
+            return
         logs = logs or {}
         if self.save_best:
             if self.monitor not in logs:

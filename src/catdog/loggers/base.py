@@ -46,4 +46,5 @@ class Logger(Callback):
         pass
 
     def finalize(self, status: str = "success") -> None:
-        pass
+        """The run's end: "success" after the test, "failed" or "killed" when its fit stopped on an error or
+        a signal (it may still be resumed)."""

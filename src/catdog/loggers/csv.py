@@ -53,6 +53,8 @@ class CSVLogger(Logger):
         self.provenance.update(provenance)
 
     def finalize(self, status="success"):
+        if status != "success":  # metrics.json marks a finished run: none for a fit that stopped
+            return
         write_json(self.provenance_path, self.provenance)
         write_json(self.metrics_path, self.metrics)
         history = self.history()

@@ -54,6 +54,8 @@ class MLflowLogger(Logger):
             self.client.log_batch(self._run(), params=flat[start:start + 100])
 
     def on_train_begin(self, logs=None):
+        if self.run_id is not None and self.client.get_run(self.run_id).info.status != "RUNNING":
+            self.client.update_run(self.run_id, "RUNNING")  # a resumed run goes on
         self._log_params()
 
     def on_epoch_end(self, epoch, logs=None):
@@ -78,13 +80,19 @@ class MLflowLogger(Logger):
             self.client.log_batch(self._run(), tags=tags[start:start + 100])
 
     def finalize(self, status="success"):
+        """Params, artifacts and FINISHED at a run's end; FAILED or KILLED (status "failed", "killed") when a
+        fit stops on an error or a signal, the run still resumable into this MLflow run."""
+        if status != "success":
+            if self.run_id is not None:
+                self.client.set_terminated(self.run_id, "KILLED" if status == "killed" else "FAILED")
+            return
         self._log_params()
         if self.artifacts_dir is not None:
             for pattern in ("checkpoints/best.keras", "*.png"):
                 for path in sorted(self.artifacts_dir.glob(pattern)):
                     folder = str(path.parent.relative_to(self.artifacts_dir))
                     self.client.log_artifact(self._run(), str(path), None if folder == "." else folder)
-        self.client.set_terminated(self._run(), "FINISHED" if status == "success" else "FAILED")
+        self.client.set_terminated(self._run(), "FINISHED")
 
     def state_dict(self):
         return {"run_id": self.run_id}

@@ -77,7 +77,9 @@ class FitLoop:
 
 
 class Recorder(keras.callbacks.Callback):
-    """Keeps the trainer's epoch count and history current before loggers and checkpoints see an epoch."""
+    """Keeps the trainer's epoch count and history current before loggers and checkpoints see an epoch. An
+    epoch that a callback stopped before its last batch (`stop_training` set mid-epoch) is not complete: it is
+    neither counted nor recorded, and `trainer.epoch_complete` tells checkpoints so."""
 
     def __init__(self, trainer):
         super().__init__()
@@ -86,8 +88,18 @@ class Recorder(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         if self.trainer.setup_seconds is None:
             self.trainer.setup_seconds = time.perf_counter() - self.trainer.created
+        self.trainer.epoch_complete, self.batches = True, 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.batches = batch + 1
 
     def on_epoch_end(self, epoch, logs=None):
+        steps = self.params.get("steps")
+        self.trainer.epoch_complete = not (self.model.stop_training and steps and self.batches < steps)
+        if not self.trainer.epoch_complete:
+            log.warning("Epoch %d stopped before its last batch (stop_training): not counted as a completed epoch.",
+                        epoch + 1)
+            return
         row = {"epoch": epoch, "stage": self.trainer.stages[self.trainer.stage_index].name,
                **{k: float(v) for k, v in (logs or {}).items()}}
         self.trainer.history = [r for r in self.trainer.history if r["epoch"] < epoch] + [row]

@@ -23,7 +23,7 @@ from catdog.training.fit_loop import FitLoop, count
 from catdog.analysis.history import summarise
 from catdog.training.precision import check_task, set_precision
 from catdog.training.run_dir import RunDirectory, describe, provenance
-from catdog.training.signals import StopOnSignal
+from catdog.training.signals import Interrupted, StopOnSignal
 from catdog.training.stages import as_stages
 from catdog.training.strategy import Strategy, sharded, weigh_metrics
 
@@ -70,6 +70,7 @@ class Trainer:
         self.datamodule = self.task = self.fit_task = self._announced = None
         self.callback_metrics: dict = {}
         self.setup_seconds = None  # process start to the first epoch
+        self.epoch_complete = True  # False while an epoch stopped before its last batch is ending
         self.timer = EpochTimer()
         self.checkpointing = CheckpointConnector(self)
         self.run = RunDirectory(self.run_dir)
@@ -124,11 +125,20 @@ class Trainer:
                     datamodule.write_manifest(self.run_dir / "manifest.csv")
                 with StopOnSignal(self._where_stopped) as stopper:
                     FitLoop(self).run(task, datamodule, resume, stopper)
-        except BaseException:
+        except BaseException as exc:
             self.run.release()
+            self._abort_loggers("killed" if isinstance(exc, (Interrupted, KeyboardInterrupt)) else "failed")
             raise
         self.strategy.leave(task)
         return self.history
+
+    def _abort_loggers(self, status) -> None:
+        for logger in self.loggers:
+            try:
+                logger.finalize(status)
+            except Exception as exc:  # loggers' stores raise many types; the fit's own error is the one to show
+                log.error("Logger %s could not record the %s fit: %s: %s", type(logger).__name__, status,
+                          type(exc).__name__, exc)
 
     def _announce(self, datamodule) -> None:
         if self._announced is not datamodule:
