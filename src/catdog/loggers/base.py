@@ -8,17 +8,7 @@ import numbers
 import re
 
 from catdog.callbacks.base import Callback
-
-
-def flatten(params: dict, prefix="") -> dict:
-    """{"a": {"b": 1}} -> {"a.b": 1}; lists stay values."""
-    flat = {}
-    for key, value in params.items():
-        if isinstance(value, dict) and value:
-            flat.update(flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
+from catdog.utils.config import flatten
 
 
 def metric_name(key: str) -> str:

@@ -5,7 +5,8 @@ import time
 from pathlib import Path
 
 from catdog.errors import CatdogError
-from catdog.loggers.base import Logger, flatten, metric_name, scalars
+from catdog.loggers.base import Logger, metric_name, scalars
+from catdog.utils.config import flatten
 
 
 class MLflowLogger(Logger):

@@ -5,7 +5,8 @@ from pathlib import Path
 
 from catdog.backend import require_tensorflow
 from catdog.errors import CatdogError
-from catdog.loggers.base import Logger, flatten, scalars
+from catdog.loggers.base import Logger, scalars
+from catdog.utils.config import flatten
 
 
 class TensorBoardLogger(Logger):

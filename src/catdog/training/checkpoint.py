@@ -22,6 +22,7 @@ import numpy as np
 from catdog.errors import CatdogError
 from catdog.training import distributed
 from catdog.training.run_dir import RunDirectory, RunExists, is_finished
+from catdog.utils.config import flatten
 from catdog.utils.io import atomic_path
 
 log = logging.getLogger("catdog.trainer")
@@ -97,8 +98,6 @@ ANY_VALUE = ("model.name", "model.trainable")
 def run_shape(task, datamodule) -> dict:
     """{key: value} of what shapes the model, the data and the optimizer, keyed as the configs key them; the
     backbone, preprocessor and head as their class and a digest of their layers' configs."""
-    from catdog.loggers.base import flatten
-
     model = {k: v for k, v in task.get_config().items() if k not in ("backbone", "preprocessor", "head")}
     for part in ("backbone", "preprocessor", "head"):
         layer = getattr(task, part, None)

@@ -67,3 +67,14 @@ def hyperparameters(cfg: DictConfig) -> dict:
     """What loggers record about a run: its names and the whole resolved config."""
     return {"experiment": cfg.experiment_name, "model": cfg.model.name, "augment": cfg.augment.name,
             "seed": cfg.seed, "tags": list(cfg.tags), "config": OmegaConf.to_container(cfg, resolve=True)}
+
+
+def flatten(params: dict, prefix="") -> dict:
+    """{"a": {"b": 1}} -> {"a.b": 1}; lists stay values."""
+    flat = {}
+    for key, value in params.items():
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
