@@ -491,3 +491,15 @@ def test_an_epoch_stopped_before_its_last_batch_is_not_saved_as_complete(tiny_da
     assert [row["epoch"] for row in history] == [0]
     assert read_state(tmp_path / "checkpoints" / "last.keras")["epoch"] == 1
     assert read_state(tmp_path / "checkpoints" / "best.keras")["epoch"] == 1
+
+
+def test_a_refused_rerun_changes_nothing_in_the_finished_run(tiny_data, tmp_path):
+    run = tmp_path / "run"
+    args = ["experiment=model1", f"dataset.root={tiny_data}", "dataset.image_size=[32,32]", "dataset.batch_size=4",
+            "trainer.fast_dev_run=1", "trainer.verbose=0", f"paths.cache_dir={tmp_path / 'cache'}"]
+    assert run_main("catdog.train", *args, f"hydra.run.dir={run}").returncode == 0
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    for again in ([f"hydra.run.dir={run}"], [f"ckpt_path={run}", "seed=3"]):
+        result = run_main("catdog.train", *args, *again)
+        assert result.returncode == 1 and "finished run" in result.stdout + result.stderr
+        assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before, again

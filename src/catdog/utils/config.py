@@ -41,6 +41,14 @@ def parallel_jobs(cores_per_job) -> int:
     return max(1, cores // int(cores_per_job))
 
 
+def unless_finished(run_dir, value, otherwise=None):
+    """`value`, or `otherwise` where `run_dir` holds a finished run: Hydra then writes nothing into it (the run
+    is refused, and its directory stays as it was, byte for byte)."""
+    return otherwise if (Path(str(run_dir)) / ".finished").is_file() else value
+
+
+if not OmegaConf.has_resolver("catdog_unless_finished"):  # conf/hydra/train.yaml
+    OmegaConf.register_new_resolver("catdog_unless_finished", unless_finished)
 if not OmegaConf.has_resolver("catdog_run_dir"):
     OmegaConf.register_new_resolver("catdog_run_dir", run_dir_of)
 if not OmegaConf.has_resolver("catdog_jobs"):  # conf/hydra/launcher/parallel.yaml
