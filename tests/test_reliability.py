@@ -16,7 +16,7 @@ from catdog.training.checkpoint import read_state
 from catdog.errors import CatdogError
 from catdog.tasks.loading import load_task
 
-from helpers import make_image_folders, run_main
+from helpers import make_image_folders, run_cli, run_main
 
 TESTS = Path(__file__).parent
 
@@ -503,3 +503,32 @@ def test_a_refused_rerun_changes_nothing_in_the_finished_run(tiny_data, tmp_path
         result = run_main("catdog.train", *args, *again)
         assert result.returncode == 1 and "finished run" in result.stdout + result.stderr
         assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before, again
+
+
+@pytest.mark.slow
+def test_a_killed_sweep_run_again_skips_finished_jobs_resumes_the_cut_one_and_runs_the_rest(tiny_data, tmp_path):
+    sweep = tmp_path / "sweep"
+    args = ["catdog.train", "-m", "seed=0,1,2,3", *SMALL, f"dataset.root={tiny_data}", "trainer.max_epochs=3",
+            f"paths.cache_dir={tmp_path / 'cache'}", f"hydra.sweep.dir={sweep}"]
+    slow = ["+callbacks.sleep._target_=helpers.SleepAtEpochEnd", "+callbacks.sleep.seconds=1.0"]
+    env = {**os.environ, "PYTHONPATH": str(TESTS)}
+    env.pop("KERAS_BACKEND", None)
+    proc = subprocess.Popen([sys.executable, "-m", *args, *slow], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not (sweep / "2" / "checkpoints" / "last.keras").is_file():
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)  # the sweep and its job's process, during job 2
+    proc.wait()
+    finished = {job: (sweep / job / "metrics.json").read_bytes() for job in ("0", "1")}
+    assert not (sweep / "2" / "metrics.json").exists() and not (sweep / "3").exists()
+
+    result = run_cli(*args, *slow, env={"PYTHONPATH": str(TESTS)})
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    for job in ("0", "1"):
+        assert f"Job {job} finished in an earlier run of this sweep" in output
+        assert (sweep / job / "metrics.json").read_bytes() == finished[job]  # not trained again
+    assert "Resuming from" in (sweep / "2" / "train.log").read_text()
+    for job in ("2", "3"):
+        assert history_epochs(sweep / job) == [0, 1, 2] and (sweep / job / ".finished").is_file()

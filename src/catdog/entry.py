@@ -36,8 +36,20 @@ def runs_in_this_process() -> bool:
     return str(hydra_cfg.launcher.get("_target_", "")).startswith(OWN_PROCESS_LAUNCHERS) and "keras" not in sys.modules
 
 
-def run_job_in_fresh_process(module: str, backend: str):
-    """Run the current multirun job as a single run of `python -m module` in a new process.
+def earlier_job(cfg) -> tuple[str, Path]:
+    """("finished" | "interrupted" | "new", the job's directory) for a multirun job whose sweep directory a
+    rerun of a killed sweep points at again."""
+    run = Path(HydraConfig.get().runtime.output_dir)
+    if (run / ".finished").is_file():
+        return "finished", run
+    if cfg.get("ckpt_path") is None and (run / "checkpoints" / "last.keras").is_file():
+        return "interrupted", run
+    return "new", run
+
+
+def run_job_in_fresh_process(module: str, backend: str, resume=None):
+    """Run the current multirun job as a single run of `python -m module` in a new process (resuming the
+    run in `resume`, a run directory, when given).
 
     A Keras backend is fixed once imported, so every job of a sweep gets its own interpreter; a
     crashed job then only fails itself. Returns the job's metrics.json, if it wrote one.
@@ -53,7 +65,8 @@ def run_job_in_fresh_process(module: str, backend: str):
     config_dirs = [f"--config-dir={source.path.removeprefix('file://')}"
                    for source in hydra_cfg.runtime.config_sources if source.provider == "command-line"]
     command = [sys.executable, "-m", module, *config_dirs, f"--config-name={hydra_cfg.job.config_name}",
-               *overrides, *hydra_overrides, f"hydra.run.dir={out}", "hydra.mode=RUN"]
+               *overrides, *hydra_overrides, f"hydra.run.dir={out}", "hydra.mode=RUN",
+               *([f"ckpt_path={resume}"] if resume else [])]
     code = subprocess.run(command, env={**os.environ, "KERAS_BACKEND": backend}).returncode
     if code != 0:
         raise CatdogError(f"Job {hydra_cfg.job.num} ({' '.join(overrides)}) failed with exit code {code}; see {out}.")

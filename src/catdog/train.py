@@ -1,12 +1,15 @@
 """`python -m catdog.train`: compose, instantiate, fit, test; every output lands in the Hydra run directory."""
 
+import json
 import logging
 
-from omegaconf import DictConfig
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, open_dict
 
 from catdog.backend import use_backend
 from catdog.utils.config import build, hyperparameters
-from catdog.entry import hydra_entry, result_table, run_job_in_fresh_process, runs_in_this_process
+from catdog.entry import earlier_job, hydra_entry, result_table, run_job_in_fresh_process, runs_in_this_process
 from catdog.errors import CatdogError
 
 log = logging.getLogger("catdog.train")
@@ -36,12 +39,19 @@ def train(cfg: DictConfig) -> dict:
 
 @hydra_entry("train")
 def main(cfg: DictConfig):
-    if runs_in_this_process():
+    job, run = earlier_job(cfg) if HydraConfig.get().mode == RunMode.MULTIRUN else ("new", None)
+    if job == "finished":  # a sweep run again after a kill: its finished jobs stand
+        log.info("Job %d finished in an earlier run of this sweep (%s): skipped.", HydraConfig.get().job.num, run)
+        metrics = json.loads((run / "metrics.json").read_text()) if (run / "metrics.json").is_file() else {}
+    elif not runs_in_this_process():  # the job states its own result
+        metrics = run_job_in_fresh_process("catdog.train", cfg.backend.name, run if job == "interrupted" else None)
+    else:
+        if job == "interrupted":
+            with open_dict(cfg):
+                cfg.ckpt_path = str(run)
         metrics = train(cfg)
         if metrics:  # ranks > 0 have none
             log.info("%s", result_table(metrics, RESULT))
-    else:
-        metrics = run_job_in_fresh_process("catdog.train", cfg.backend.name)  # the job states its own result
     return metrics[cfg.optimized_metric] if cfg.optimized_metric and metrics else metrics  # ranks > 0: {}
 
 
