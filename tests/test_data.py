@@ -163,3 +163,24 @@ def test_the_training_order_is_a_function_of_the_seed_and_the_epoch(tiny_data):
     resumed = np.concatenate([np.asarray(y) for _, y in dm.train_dataloader(first_epoch=2)])
     np.testing.assert_array_equal(resumed, straight[2])  # what a run resumed at epoch 2 reads
     assert not np.array_equal(straight[0], straight[1])
+
+
+@pytest.mark.parametrize("damage", ["cut", "changed"])
+def test_a_damaged_decode_cache_is_found_and_made_again(tiny_data, tmp_path, caplog, damage):
+    def decoded():
+        dm = datamodule(tiny_data, cache_dir=str(tmp_path / "cache"))
+        dm.setup()
+        return np.asarray(dm.arrays["train"][0])
+
+    first = decoded()
+    cache = max((tmp_path / "cache").glob("images-*.npy"), key=lambda p: p.stat().st_size)
+    data = bytearray(cache.read_bytes())
+    if damage == "cut":  # a disk that filled up, a copy cut short
+        data = data[:len(data) // 2]
+    else:  # the first row's bytes (a sampled row) flipped
+        data[-16 * 40:] = bytes(255 - b for b in data[-16 * 40:])
+    cache.write_bytes(bytes(data))
+    with caplog.at_level("WARNING", "catdog.data.cache"):
+        again = decoded()
+    assert f"The cache file {cache} is damaged" in caplog.text
+    np.testing.assert_array_equal(again, first)

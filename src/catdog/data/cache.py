@@ -43,10 +43,14 @@ def cached_rows(cache_dir, name: str, key: str, shape, dtype, fill):
         try:
             meta = json.loads(meta_file.read_text())
             rows = RowFile(file, stop=meta.get("rows"))
-            if rows.shape[1:] == tuple(shape[1:]) and len(rows) == meta.get("rows", shape[0]):
+            if rows.shape[1:] != tuple(shape[1:]) or len(rows) != meta.get("rows", shape[0]):
+                log.warning("Ignoring the cache file %s: its shape %s is not %s; computing again.", file,
+                            rows.shape, shape)
+            elif "check" in meta and not _intact(rows, meta["check"]):  # caches of earlier versions carry none
+                log.warning("The cache file %s is damaged (its size or its rows are not what was written); "
+                            "computing it again.", file)
+            else:
                 return rows, meta
-            log.warning("Ignoring the cache file %s: its shape %s is not %s; computing again.", file, rows.shape,
-                        shape)
         except (OSError, ValueError) as exc:
             log.warning("Ignoring unreadable cache file %s (%s); computing again.", file, exc)
     tmp = temporary(file)
@@ -63,6 +67,7 @@ def cached_rows(cache_dir, name: str, key: str, shape, dtype, fill):
         rows = RowFile(tmp, stop=meta.get("rows"))
         if isinstance(meta, DoNotCache):
             return np.asarray(rows), dict(meta)  # read into memory: the file is not kept
+        meta = {**meta, "check": rows.check()}
         commit(tmp, file)
         write_json(meta_file, meta)
     except (OSError, CatdogError) as exc:
@@ -73,6 +78,16 @@ def cached_rows(cache_dir, name: str, key: str, shape, dtype, fill):
         tmp.unlink(missing_ok=True)
     log.info("Cached %s in %s", name, file)
     return RowFile(file, stop=meta.get("rows")), meta
+
+
+def _intact(rows, check) -> bool:
+    """Whether `rows`' file has the size and sampled rows it was written with."""
+    if os.path.getsize(rows.path) != check.get("bytes"):
+        return False
+    try:
+        return rows.check() == check
+    except OSError:
+        return False
 
 
 def _in_memory(shape, dtype, fill):
