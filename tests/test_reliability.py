@@ -532,3 +532,39 @@ def test_a_killed_sweep_run_again_skips_finished_jobs_resumes_the_cut_one_and_ru
     assert "Resuming from" in (sweep / "2" / "train.log").read_text()
     for job in ("2", "3"):
         assert history_epochs(sweep / job) == [0, 1, 2] and (sweep / job / ".finished").is_file()
+
+
+def test_a_transient_decode_failure_under_fast_dev_run_with_the_feature_cache_trains(compose, tmp_path, monkeypatch):
+    from catdog.data import images as images_module
+    from catdog.train import train
+
+    data = make_image_folders(tmp_path / "data", train=6, val=6)
+    load, first = images_module.load_image, str(sorted((data / "train" / "cats").iterdir())[0])
+
+    def flaky(path, *args, **kwargs):
+        if path == first:
+            raise PermissionError(13, "Permission denied", path)
+        return load(path, *args, **kwargs)
+
+    monkeypatch.setattr(images_module, "load_image", flaky)
+    cfg = compose([f"dataset.root={data}", "experiment=model4", "model.backbone.weights=null",
+                   "model.backbone.alpha=0.35", "dataset.image_size=[32,32]", "dataset.batch_size=4",
+                   "trainer.verbose=0", "trainer.feature_cache.runtime=keras", "trainer.fast_dev_run=1"])
+    metrics = train(cfg)  # the decode is not cached (a failure of the moment), its rows are read from memory
+    assert metrics["epochs"] == 1 and first in metrics["skipped_images"]
+
+
+def test_a_cache_that_would_not_fit_on_its_disk_decodes_once_in_memory(tiny_data, tmp_path, monkeypatch, caplog):
+    import shutil as shutil_module
+
+    from catdog.data import cache as cache_module
+
+    paths = sorted(str(p) for p in (tiny_data / "train" / "cats").iterdir())
+    calls = []
+    decode = cache_module.decode_into
+    monkeypatch.setattr(cache_module, "decode_into", lambda *a, **k: calls.append(1) or decode(*a, **k))
+    monkeypatch.setattr(shutil_module, "disk_usage", lambda path: shutil_module._ntuple_diskusage(10**9, 10**9, 1000))
+    with caplog.at_level("WARNING", "catdog.data.cache"):
+        images, good, bad = cache_module.cached_decode(paths, (32, 32), 0, tmp_path / "cache")
+    assert len(calls) == 1 and len(good) == len(paths) and not list((tmp_path / "cache").glob("*.npy"))
+    assert "not enough free space" in caplog.text

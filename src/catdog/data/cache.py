@@ -5,7 +5,9 @@ import errno
 import hashlib
 import json
 import logging
+import math
 import os
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -57,6 +59,11 @@ def cached_rows(cache_dir, name: str, key: str, shape, dtype, fill):
     try:
         file.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(file.parent)
+        needed, free = math.prod(shape) * np.dtype(dtype).itemsize, shutil.disk_usage(file.parent).free
+        if free < needed * 1.05 + 2**20:  # known before anything is computed: computed once, in memory
+            log.warning("Not caching %s: not enough free space in %s (%.0f MB needed, %.0f MB free); going on in "
+                        "memory.", name, file.parent, needed / 2**20, free / 2**20)
+            return _in_memory(shape, dtype, fill)
         store = RowWriter(tmp, shape, dtype)
     except OSError as exc:
         log.warning("Could not write the cache file %s (%s); going on without it, in memory.", file, exc)
