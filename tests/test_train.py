@@ -359,3 +359,15 @@ def test_fast_dev_run_runs_each_stage_for_one_epoch_and_records_tags(compose, ti
     assert metrics["epochs"] == 2 and metrics["stages"] == ["head", "finetune"]
     on_disk = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
     assert on_disk["tags"] == ["tutorial", "model4", "finetune"] and on_disk["experiment"] == "model4_finetune"
+
+
+def test_piped_output_has_no_banners_and_a_line_an_epoch(tiny_data, tmp_path):
+    result = run_cli("catdog.train", *small_run(tiny_data, "experiment=model1", "trainer.fast_dev_run=true",
+                                                 "trainer.verbose=auto", f"hydra.run.dir={tmp_path / 'run'}",
+                                                 f"paths.cache_dir={tmp_path / 'cache'}"))
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-2000:]
+    for noise in ("absl::InitializeLog", "oneDNN", "cpu_feature_guard", "━", "\r"):  # banners, progress bars
+        assert noise not in output, noise
+    assert len([line for line in output.splitlines() if "Epoch 1/1: accuracy" in line]) == 1
+    assert "Result:" in output and "Epoch 1/1: accuracy" in (tmp_path / "run" / "train.log").read_text()

@@ -24,4 +24,8 @@ def __getattr__(name):
 
 
 if "keras" in sys.modules or os.environ.get("KERAS_BACKEND"):
+    from catdog.backend import import_keras
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import_keras()
     import catdog.tasks  # noqa: F401  (registers catdog's Keras classes)

@@ -1,10 +1,13 @@
 """Choose the Keras backend before Keras is imported, and report the one that really runs."""
 
+import contextlib
 import importlib.metadata
 import importlib.util
 import logging
 import os
+import re
 import sys
+import tempfile
 
 from catdog.errors import CatdogError
 
@@ -51,11 +54,46 @@ def use_backend(name: str, xla_flags: str | None = None, compilation_cache_dir: 
             jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
             jax.config.update("jax_persistent_cache_min_compile_time_secs",
                               float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]))
+    import_keras()
 
 
 _kept_out: set = set()
 KEPT_OUT = ("this JAX run keeps TensorFlow out of the process (backend.import_tensorflow=false, about 0.4 GB "
             "less memory); set backend.import_tensorflow=true to allow it.")
+
+
+# what TensorFlow's C++ side writes to stderr on import, whatever TF_CPP_MIN_LOG_LEVEL says (absl's logging
+# is not set up yet), each line twice: of no use to a catdog user
+BANNERS = re.compile(r"All log messages before absl::InitializeLog|oneDNN custom operations are on|"
+                     r"cpu_feature_guard|This TensorFlow binary is optimized|rebuild TensorFlow with the appropriate")
+
+
+@contextlib.contextmanager
+def banners_dropped():
+    """Run the block with the process's stderr (file descriptor 2) captured, then write it back less
+    TensorFlow's import banners: nothing else is lost."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            kept = [line for line in captured.read().decode(errors="replace").splitlines() if not BANNERS.search(line)]
+            if kept:
+                sys.stderr.write("\n".join(kept) + "\n")
+
+
+def import_keras():
+    """`import keras` (and with it TensorFlow, on that backend) without TensorFlow's import banners."""
+    if "keras" in sys.modules:
+        return sys.modules["keras"]
+    with banners_dropped():
+        import keras
+    return keras
 
 
 def keep_tensorflow_out() -> None:

@@ -11,6 +11,7 @@ from catdog.callbacks import ModelCheckpoint
 from catdog.training.strategy import sharded, weigh_metrics
 
 log = logging.getLogger("catdog.trainer")
+EPOCH_LINE = ("loss", "accuracy", "val_loss", "val_accuracy")
 
 
 class FitLoop:
@@ -63,7 +64,7 @@ class FitLoop:
         fit_task.fit(
             train, validation_data=val, steps_per_epoch=data.steps_per_epoch(trainer.limits["train"]),
             initial_epoch=trainer.current_epoch, epochs=trainer.stage_start + epochs,
-            callbacks=self.callbacks(stopper), verbose=trainer.verbose,
+            callbacks=self.callbacks(stopper), verbose=trainer.keras_verbose,
             shuffle=False,  # the training pipeline reshuffles every epoch itself
             class_weight=class_weight,
         )
@@ -104,6 +105,10 @@ class Recorder(keras.callbacks.Callback):
                **{k: float(v) for k, v in (logs or {}).items()}}
         self.trainer.history = [r for r in self.trainer.history if r["epoch"] < epoch] + [row]
         self.trainer.current_epoch = epoch + 1
+        if self.trainer.epoch_lines:  # output that is no terminal: a line an epoch instead of Keras' bar
+            figures = ", ".join(f"{k} {v:.4f}" for k, v in row.items() if k in EPOCH_LINE)
+            log.info("Epoch %d/%d: %s, %.1f s", epoch + 1, self.params.get("epochs", 0), figures,
+                     row.get("epoch_seconds", 0.0))
 
 
 def count(weights) -> int:

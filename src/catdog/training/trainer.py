@@ -9,6 +9,7 @@ beyond ImageClassifier's methods: `compile`, `configure_optimizer`, `set_trainab
 """
 
 import logging
+import sys
 import time
 from pathlib import Path
 
@@ -41,6 +42,7 @@ class Trainer:
     stages: a list of `catdog.training.stages.Stage` (or dicts); none is one stage of `max_epochs`.
     feature_cache: a `catdog.training.FeatureCache`: how a stage with a frozen backbone trains its head.
     default_root_dir: where `ckpt_path="last"` and a checkpoint callback without a folder look.
+    verbose: auto (Keras' progress bar on a terminal, else a log line per epoch), or Keras' 0, 1, 2.
     """
 
     def __init__(self, max_epochs=20, stages=None, callbacks=(), loggers=(), precision="float32", devices=1,
@@ -88,6 +90,16 @@ class Trainer:
     @property
     def checkpoint_callback(self) -> ModelCheckpoint | None:
         return self.checkpointing.callback
+
+    @property
+    def epoch_lines(self) -> bool:
+        """verbose=auto on output that is no terminal (a file, a pipe, CI, Slurm): one log line an epoch."""
+        return self.verbose == "auto" and not sys.stdout.isatty()
+
+    @property
+    def keras_verbose(self):
+        """Keras' progress bar on a terminal only (verbose=auto); 0, 1 or 2 as Keras takes them."""
+        return 0 if self.epoch_lines else 1 if self.verbose == "auto" else self.verbose
 
     @property
     def run_dir(self) -> Path:
