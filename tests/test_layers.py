@@ -17,7 +17,7 @@ ALLOWED = {
     "callbacks": {"errors", "backend", "utils", "analysis"},
     "loggers": {"errors", "backend", "utils", "analysis", "callbacks"},
     "training": {"errors", "backend", "utils", "data", "models", "analysis", "callbacks"},
-    "__init__": {"tasks"},
+    "__init__": {"backend", "tasks"},
 }
 
 

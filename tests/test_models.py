@@ -58,7 +58,8 @@ def test_missing_weights_file_names_the_setting(tmp_path):
         build_model("mobilenet", (96, 96), 2, [f"model.backbone.weights={tmp_path / 'absent.h5'}"])
 
 
-@pytest.mark.skipif(not REAL_WEIGHTS.is_file(), reason="MobileNetV2 weights absent: set CATDOG_WEIGHTS (or provide ../shared/weights)")
+@pytest.mark.skipif(not REAL_WEIGHTS.is_file(),
+                    reason="MobileNetV2 weights absent: set CATDOG_WEIGHTS (or provide ../shared/weights)")
 def test_shared_imagenet_weights_load():
     import numpy as np
 

@@ -335,7 +335,7 @@ def test_the_trainer_takes_a_datamodule_and_names_what_one_lacks(tiny_data):
         def train_dataloader(self, limit_batches=None, first_epoch=0):
             return []
 
-    with pytest.raises(CatdogError, match="OnlyTraining does not implement val_dataloader, which Trainer.fit needs"):
+    with pytest.raises(CatdogError, match="OnlyTraining does not implement val_dataloader, num_images, which Trainer.fit needs"):
         Trainer(max_epochs=1).fit(task, OnlyTraining())
 
 
@@ -371,3 +371,41 @@ def test_piped_output_has_no_banners_and_a_line_an_epoch(tiny_data, tmp_path):
         assert noise not in output, noise
     assert len([line for line in output.splitlines() if "Epoch 1/1: accuracy" in line]) == 1
     assert "Result:" in output and "Epoch 1/1: accuracy" in (tmp_path / "run" / "train.log").read_text()
+
+
+def test_a_datamodule_of_your_own_trains_tests_and_predicts_with_the_default_callbacks(tmp_path):
+    """A DataModule subclass over arrays: no image folder, so no feature cache and no error-analysis plots."""
+    import numpy as np
+
+    from catdog.callbacks import ErrorAnalysis, ModelCheckpoint
+    from catdog.data import DataModule
+    from catdog.data.loaders import array_loader
+    from catdog.training import FeatureCache, Trainer
+
+    class Arrays(DataModule):
+        class_names, image_size, batch_size = ["a", "b"], (32, 32), 4
+
+        def __init__(self):
+            rng = np.random.default_rng(0)
+            self.x, self.y = rng.uniform(0, 255, (16, 32, 32, 3)).astype("float32"), np.arange(16) % 2
+
+        def train_dataloader(self, limit_batches=None, first_epoch=0):
+            return array_loader(self.x, self.y, 4, seed=0, limit_batches=limit_batches, first_epoch=first_epoch)
+
+        def val_dataloader(self, limit_batches=None):
+            return array_loader(self.x, self.y, 4, limit_batches=limit_batches)
+
+        test_dataloader = val_dataloader
+
+        def predict_dataloader(self):
+            return array_loader(self.x, self.y, 4)
+
+        def num_images(self, split):
+            return 16
+
+    trainer = Trainer(max_epochs=1, verbose=0, feature_cache=FeatureCache(runtime="keras"),
+                      callbacks=[ModelCheckpoint(tmp_path / "checkpoints"), ErrorAnalysis(tmp_path)])
+    task = build_model("mobilenet", (32, 32), 2, ["model.backbone.weights=null", "model.backbone.alpha=0.35"])
+    data = Arrays()
+    trainer.fit(task, data)
+    assert trainer.test(task, data)["test_accuracy"] >= 0 and trainer.predict(task, data).shape == (16, 2)

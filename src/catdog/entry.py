@@ -13,8 +13,8 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 
-from catdog.training import distributed  # noqa: F401  (its resolvers, for conf/hydra/train.yaml)
-from catdog.utils.config import config_dir, parallel_jobs
+from catdog.training import distributed  # its resolvers, for conf/hydra/train.yaml; ranks
+from catdog.utils.config import config_dir, is_finished, parallel_jobs
 from catdog.utils.io import write_text
 from catdog.errors import CatdogError
 
@@ -40,7 +40,7 @@ def earlier_job(cfg) -> tuple[str, Path]:
     """("finished" | "interrupted" | "new", the job's directory) for a multirun job whose sweep directory a
     rerun of a killed sweep points at again."""
     run = Path(HydraConfig.get().runtime.output_dir)
-    if (run / ".finished").is_file():
+    if is_finished(run):
         return "finished", run
     if cfg.get("ckpt_path") is None and (run / "checkpoints" / "last.keras").is_file():
         return "interrupted", run
@@ -87,6 +87,8 @@ def resume_hint(config_name: str, run_dir) -> str:
 def result_table(metrics: dict, keys) -> str:
     """The run's result as Lightning prints its test metrics: a small table of `keys` that `metrics` holds."""
     rows = [(k, metrics[k]) for k in keys if isinstance(metrics.get(k), (int, float, str))]
+    if not rows:
+        return "Result: (no metrics)"
     width = max(len(k) for k, _ in rows)
     lines = [f"  {k:<{width}}  {v:.4f}" if isinstance(v, float) else f"  {k:<{width}}  {v}" for k, v in rows]
     return "Result:\n" + "\n".join(lines)
@@ -95,6 +97,13 @@ def result_table(metrics: dict, keys) -> str:
 def shown(path: Path) -> str:
     """`path` relative to the working directory when it lies below it, as a user typed it."""
     return os.path.relpath(path) if path.resolve().is_relative_to(Path.cwd().resolve()) else str(path)
+
+
+def writes_the_run(cfg) -> bool:
+    """Whether this process writes the run directory: rank 0 of a run of several (`trainer.process_id`, or the
+    srun step's), or the only one."""
+    trainer = cfg.get("trainer") or {}
+    return distributed.rank(trainer.get("num_processes"), trainer.get("process_id")) == 0
 
 
 def keep_only_the_log(run: Path) -> None:
@@ -126,7 +135,7 @@ def hydra_entry(config_name: str):
                 return result
             except CatdogError as exc:
                 log.error("%s", str(exc) + resume_hint(config_name, getattr(exc, "run_dir", None)))
-                if runs_in_this_process():
+                if runs_in_this_process() and writes_the_run(cfg):
                     keep_only_the_log(run)
                     write_details(run, exc.details)
                 if HydraConfig.get().mode == RunMode.MULTIRUN:

@@ -35,7 +35,7 @@ def evaluate(cfg: DictConfig) -> dict:
     if not data.num_images():
         raise CatdogError(f"{cfg.get('manifest') or cfg.data_dir} holds no readable images.")
     trainer = Trainer(callbacks=[PredictionProgress(data.num_images(), cfg.batch_size)],
-                      default_root_dir=cfg.paths.output_dir)
+                      default_root_dir=cfg.paths.output_dir, num_processes=1, process_id=0)  # in an srun step too
     accuracy = trainer.test(task, data, ckpt_path=None)["test_accuracy"]
     labels, predicted = data.labels, trainer.predict(task, data).argmax(axis=-1)
     scores = per_class_metrics(labels, predicted, folder.class_names)

@@ -31,14 +31,15 @@ def predict(cfg: DictConfig) -> list[dict]:
     data = ImageFilesDataModule(ImageFolder(files, np.zeros(len(files), "int32"), classes), task.input_shape[1:3],
                                 cfg.batch_size, cfg.max_image_pixels)
     trainer = Trainer(callbacks=[PredictionProgress(data.num_images(), cfg.batch_size)],
-                      default_root_dir=cfg.paths.output_dir)
+                      default_root_dir=cfg.paths.output_dir, num_processes=1, process_id=0)  # in an srun step too
     probabilities = trainer.predict(task, data) if data.num_images() else []
     rows = []
     for path, probs in zip(data.paths, probabilities):
         best = int(probs.argmax())
         rows.append({"path": path, "label": classes[best], "probability": float(probs[best]),
                      **{f"p_{name}": float(p) for name, p in zip(classes, probs)}})
-    shown = "\n".join(f"  {printable(r['label']):>12}  {r['probability']:.3f}  {printable(r['path'])}" for r in rows[:SHOWN])
+    shown = "\n".join(f"  {printable(r['label']):>12}  {r['probability']:.3f}  {printable(r['path'])}"
+                      for r in rows[:SHOWN])
     more = f"\n  ... and {len(rows) - SHOWN} more (predictions.csv)" if len(rows) > SHOWN else ""
     counts = ", ".join(f"{sum(r['label'] == c for r in rows)} {printable(c)}" for c in classes)
     log.info("Predicted %d image(s): %s%s\n%s%s", len(rows), counts,

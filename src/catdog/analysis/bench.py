@@ -31,7 +31,8 @@ def _run(command, **kwargs):
 
 def step_benchmark(model, backend, cfg) -> dict:
     """catdog.analysis.stepbench in a fresh process (its own backend, its own peak RSS)."""
-    result, _ = _run(env={**os.environ, "KERAS_BACKEND": backend}, command=[sys.executable, "-m", "catdog.analysis.stepbench", "--model", model, "--backend", backend,
+    result, _ = _run(env={**os.environ, "KERAS_BACKEND": backend}, command=[
+                      sys.executable, "-m", "catdog.analysis.stepbench", "--model", model, "--backend", backend,
                       "--steps", str(cfg.steps), "--warmup", str(cfg.warmup), "--batch-size", str(cfg.batch_size),
                       "--image-size", str(cfg.image_size), "--jit-compile", str(cfg.jit_compile).lower(),
                       "--precision", cfg.precision, f"--xla-flags={cfg.backend_options[backend].xla_flags or ''}",

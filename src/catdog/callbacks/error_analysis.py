@@ -21,6 +21,9 @@ class ErrorAnalysis(Callback):
 
     def on_tested(self, trainer, task):
         datamodule = trainer.datamodule
+        if not hasattr(datamodule, "arrays"):
+            log.info("No error analysis: %s holds no decoded images to show.", type(datamodule).__name__)
+            return {}
         images, labels = datamodule.arrays["val"]
         probabilities = trainer.predict(task, datamodule, split="val")
         labels, predicted = labels[: len(probabilities)], probabilities.argmax(axis=-1)

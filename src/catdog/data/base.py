@@ -39,7 +39,13 @@ class DataModule:
 
     def sizes(self) -> dict[str, int]:
         """{split: images} as listed, for the line that opens a run (before anything is decoded)."""
-        return {s: self.num_images(s) for s in SPLITS}
+        sizes = {}
+        for split in SPLITS:
+            try:
+                sizes[split] = self.num_images(split)
+            except (NotImplementedError, KeyError):  # a data module without that split
+                pass
+        return sizes
 
     def steps_per_epoch(self, limit_batches=None):
         """None: the training loader is finite, one pass per epoch."""
@@ -70,4 +76,4 @@ def check_datamodule(datamodule, call: str, methods) -> None:
     missing = [m for m in methods if getattr(type(datamodule), m, None) is getattr(DataModule, m)]
     if missing:
         raise CatdogError(f"{type(datamodule).__name__} does not implement {', '.join(missing)}, which "
-                          f"Trainer.{call} needs: define it in your DataModule subclass.")
+                          f"Trainer.{call} needs: define them in your DataModule subclass.")

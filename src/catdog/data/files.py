@@ -118,7 +118,8 @@ def image_files(images) -> list[str]:
         else:
             missing.append(printable(path))
     if missing:
-        raise CatdogError(f"images: {', '.join(missing[:5])}{f' and {len(missing) - 5} more' if len(missing) > 5 else ''}"
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise CatdogError(f"images: {', '.join(missing[:5])}{more}"
                           f" {'is' if len(missing) == 1 else 'are'} no file, folder or matching pattern.")
     if not files:
         raise CatdogError(f"images={printable(images if isinstance(images, (str, Path)) else list(entries))} holds "

@@ -76,7 +76,8 @@ class MLflowLogger(Logger):
     def log_provenance(self, provenance):
         from mlflow.entities import RunTag
 
-        tags = [RunTag(metric_name(k), v if isinstance(v, str) else json.dumps(v)) for k, v in flatten(provenance).items()]
+        tags = [RunTag(metric_name(k), v if isinstance(v, str) else json.dumps(v))
+                for k, v in flatten(provenance).items()]
         for start in range(0, len(tags), 100):  # MLflow's most tags per batch
             self.client.log_batch(self._run(), tags=tags[start:start + 100])
 

@@ -80,7 +80,8 @@ class TensorBoardLogger(Logger):
             self._write(lambda tf: tf.summary.text("hyperparameters", text, step=0))
 
     def finalize(self, status="success"):
-        self._write_hyperparams()
+        if status == "success":  # a stopped or refused fit writes nothing more
+            self._write_hyperparams()
 
     def log_metrics(self, metrics, step=None):
         def write(tf):

@@ -21,7 +21,8 @@ import numpy as np
 
 from catdog.errors import CatdogError
 from catdog.training import distributed
-from catdog.training.run_dir import RunDirectory, RunExists, is_finished
+from catdog.training.run_dir import RunDirectory, RunExists
+from catdog.utils.config import is_finished
 from catdog.utils.config import flatten
 from catdog.utils.io import atomic_path
 
@@ -159,8 +160,14 @@ class Resume:
     def restore_stage(self, task, fit_task) -> None:
         """The training optimizer's state and the fit model's non-trainable variables (Dropout's seeds)."""
         fit_task.optimizer.build(fit_task.trainable_variables)
-        if fit_task is task:
-            load_weights(task, self.path)  # Keras' own copy of the optimizer
+        if fit_task is task:  # Keras' own copy of the optimizer
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                task.load_weights(self.path)
+            if any("Skipping variable loading for optimizer" in str(w.message) for w in caught):
+                raise CatdogError(f"ckpt_path={self.path}: its saved optimizer state does not fit this model's "
+                                  "(another model or stage configuration?); resume it with the configuration it "
+                                  "started with.")
         elif self.optimizer is not None:
             assign(self.path, "optimizer", fit_task.optimizer.variables, self.optimizer)
         if self.non_trainable is not None:
@@ -208,7 +215,8 @@ class CheckpointConnector:
             variables["non_trainable"] = fitting.non_trainable_variables
             if fitting is not trainer.task and fitting.optimizer is not None:
                 variables["optimizer"] = fitting.optimizer.variables
-        state = {"format": 2, "epoch": epochs_done, "shape": self.shape, "stage": trainer.stage_index, "stage_start": trainer.stage_start,
+        state = {"format": 2, "epoch": epochs_done, "shape": self.shape, "stage": trainer.stage_index,
+                 "stage_start": trainer.stage_start,
                  "stages": [s.name for s in trainer.stages], "history": trainer.history[:epochs_done],
                  "fit_complete": False, "callbacks": {k: c.state_dict() for k, c in self.stateful().items()}, **extra}
         with distributed.local_scope():

@@ -244,8 +244,9 @@ class FeatureCache:
         self.resolved_runtime = None
         self._data = {}
 
-    def applies(self, task) -> bool:
-        return bool(self.enabled) and task.backbone_frozen
+    def applies(self, task, datamodule) -> bool:
+        """A frozen backbone over an image folder's decoded arrays (a data module of your own trains on images)."""
+        return bool(self.enabled) and task.backbone_frozen and hasattr(datamodule, "arrays")
 
     def data(self, task, datamodule, max_images=None):
         """The feature data module of `task`'s current features model, set up once."""
@@ -261,7 +262,7 @@ class FeatureCache:
         return self._data[key]
 
 
-if __name__ == "__main__":  # export_onnx's TensorFlow child: python -m catdog.training.feature_cache MODEL.keras OUT.onnx
+if __name__ == "__main__":  # export_onnx's child: python -m catdog.training.feature_cache MODEL.keras OUT.onnx
     network = keras.saving.load_model(sys.argv[1])
     network(np.zeros((1, *network.input_shape[1:]), "float32"))  # Keras exports only models that were called
     network.export(sys.argv[2], format="onnx", verbose=False)

@@ -14,10 +14,14 @@ PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16", "bfloat16", "float16
 
 
 def set_precision(precision: str) -> None:
-    """Make `precision` Keras' global dtype policy, warning where it is slow on this hardware."""
+    """Make `precision` Keras' global dtype policy (before any JAX computation: a run of several processes
+    joins after it, and `warn_if_slow` asks the devices)."""
     if precision not in PRECISIONS:
         raise CatdogError(f"trainer.precision={precision!r}: must be one of {', '.join(PRECISIONS)}.")
     keras.config.set_dtype_policy(precision)
+
+
+def warn_if_slow(precision: str) -> None:
     if precision != "float32":
         _check_fits(precision)
 

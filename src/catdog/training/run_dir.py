@@ -12,6 +12,7 @@ import keras
 from catdog.backend import tensorflow_imported
 from catdog.errors import CatdogError
 from catdog.training.strategy import platform
+from catdog.utils.config import is_finished
 from catdog.utils.io import printable, write_json
 
 FINISHED = ".finished"
@@ -23,10 +24,6 @@ class RunExists(CatdogError):
     def __init__(self, message, run_dir):
         super().__init__(message)
         self.run_dir = run_dir
-
-
-def is_finished(run_dir) -> bool:
-    return (Path(run_dir) / FINISHED).is_file()
 
 
 class RunDirectory:

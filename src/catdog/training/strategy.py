@@ -93,7 +93,7 @@ class Strategy:
         """(model to fit, data to fit it on): the task on images, or its feature task on cached features (not
         while several processes train together: each would compute and cache the features itself)."""
         alone = self.processes.count == 1 or self.left
-        if alone and self.feature_cache is not None and self.feature_cache.applies(task):
+        if alone and self.feature_cache is not None and self.feature_cache.applies(task, datamodule):
             return task.feature_task(), self.feature_cache.data(task, datamodule, max_images)
         return task, datamodule
 

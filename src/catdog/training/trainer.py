@@ -22,7 +22,7 @@ from catdog.errors import CatdogError
 from catdog.training.checkpoint import CheckpointConnector
 from catdog.training.fit_loop import FitLoop, count
 from catdog.analysis.history import summarise
-from catdog.training.precision import check_task, set_precision
+from catdog.training.precision import check_task, set_precision, warn_if_slow
 from catdog.training.run_dir import RunDirectory, describe, provenance
 from catdog.training.signals import Interrupted, StopOnSignal
 from catdog.training.stages import as_stages
@@ -78,6 +78,7 @@ class Trainer:
         self.run = RunDirectory(self.run_dir)
         set_precision(precision)
         self.strategy.setup()
+        warn_if_slow(precision)
         self.strategy.check_run_dir(self.run_dir)
         for c in [*self.loggers, *self.callbacks]:
             c.trainer = self
@@ -93,13 +94,17 @@ class Trainer:
 
     @property
     def epoch_lines(self) -> bool:
-        """verbose=auto on output that is no terminal (a file, a pipe, CI, Slurm): one log line an epoch."""
-        return self.verbose == "auto" and not sys.stdout.isatty()
+        """verbose=auto on output that is no terminal (a file, a pipe, CI, Slurm), where catdog's INFO lines
+        show (its command lines set that up): one log line an epoch."""
+        return self.verbose == "auto" and not sys.stdout.isatty() and log.isEnabledFor(logging.INFO)
 
     @property
     def keras_verbose(self):
-        """Keras' progress bar on a terminal only (verbose=auto); 0, 1 or 2 as Keras takes them."""
-        return 0 if self.epoch_lines else 1 if self.verbose == "auto" else self.verbose
+        """verbose=auto: Keras' progress bar on a terminal, nothing beside the epoch lines, else Keras' line an
+        epoch (a notebook); 0, 1 or 2 as Keras takes them."""
+        if self.verbose != "auto":
+            return self.verbose
+        return 1 if sys.stdout.isatty() else 0 if self.epoch_lines else 2
 
     @property
     def run_dir(self) -> Path:
@@ -119,7 +124,7 @@ class Trainer:
     def fit(self, task, datamodule, ckpt_path=None) -> list[dict]:
         """Run every stage (resuming from `ckpt_path`: "last", a run directory or a checkpoint file); returns
         the per-epoch history."""
-        check_datamodule(datamodule, "fit", ("train_dataloader", "val_dataloader"))
+        check_datamodule(datamodule, "fit", ("train_dataloader", "val_dataloader", "num_images"))
         check_task(task, self.precision)
         self._announce(datamodule)
         self.strategy.check_fit()
@@ -179,7 +184,7 @@ class Trainer:
     def test(self, task, datamodule, ckpt_path="best") -> dict:
         """Test metrics (test_accuracy, test_loss, ...) of the `ckpt_path` weights; logged with the fit's summary
         and the run's provenance, then the loggers are finalized."""
-        check_datamodule(datamodule, "test", ("test_dataloader",))
+        check_datamodule(datamodule, "test", ("test_dataloader", "num_images"))
         if self.strategy.left and not self.is_global_zero:
             return {}
         if not self.strategy.left:

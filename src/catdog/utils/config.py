@@ -1,7 +1,9 @@
 """Where the Hydra configs live, catdog's config resolver, and building objects from `_target_` with errors
 that name the key."""
 
+import json
 import os
+import zipfile
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -41,10 +43,23 @@ def parallel_jobs(cores_per_job) -> int:
     return max(1, cores // int(cores_per_job))
 
 
+def is_finished(run_dir) -> bool:
+    """Whether `run_dir` holds a finished run: its `.finished` mark, or (runs of earlier versions) `finished`
+    in its last checkpoint's trainer state."""
+    run_dir = Path(str(run_dir))
+    if (run_dir / ".finished").is_file():
+        return True
+    try:
+        with zipfile.ZipFile(run_dir / "checkpoints" / "last.keras") as z:
+            return bool(json.loads(z.read("catdog/trainer_state.json")).get("finished"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return False
+
+
 def unless_finished(run_dir, value, otherwise=None):
     """`value`, or `otherwise` where `run_dir` holds a finished run: Hydra then writes nothing into it (the run
     is refused, and its directory stays as it was, byte for byte)."""
-    return otherwise if (Path(str(run_dir)) / ".finished").is_file() else value
+    return otherwise if is_finished(run_dir) else value
 
 
 if not OmegaConf.has_resolver("catdog_unless_finished"):  # conf/hydra/train.yaml
