@@ -4,7 +4,7 @@ import re
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "catdog"
-ENTRY_POINTS = {"entry", "train", "evaluate", "predict", "export", "explore", "report", "bench"}
+ENTRY_POINTS = {"entry", "train", "evaluate", "predict", "export", "explore", "report", "bench", "tune"}
 # what each package may import, besides itself; entry points may import anything
 ALLOWED = {
     "errors": set(),

@@ -17,8 +17,8 @@ RESULT = ("best_val_accuracy", "best_epoch", "epochs", "test_checkpoint", "test_
           "median_epoch_seconds")
 
 
-def train(cfg: DictConfig) -> dict:
-    """Fit `cfg.model` on `cfg.dataset` with `cfg.trainer`, test it on the best checkpoint; returns the metrics."""
+def instantiate(cfg: DictConfig):
+    """The run's trainer (first: it sets the precision), data module (set up), task and loggers, from `cfg`."""
     use_backend(**cfg.backend)
     import keras
 
@@ -27,10 +27,16 @@ def train(cfg: DictConfig) -> dict:
     keras.utils.set_random_seed(cfg.seed)
     callbacks = [build(c, f"callbacks.{k}") for k, c in (cfg.get("callbacks") or {}).items() if c is not None]
     loggers = [build(c, f"logger.{k}") for k, c in (cfg.get("logger") or {}).items() if c is not None]
-    trainer = build(cfg.trainer, "trainer", callbacks=callbacks, loggers=loggers)  # first: it sets the precision
+    trainer = build(cfg.trainer, "trainer", callbacks=callbacks, loggers=loggers)
     datamodule = build(cfg.dataset, "dataset")
     datamodule.setup()
     task = build(cfg.model, "model", class_names=datamodule.class_names, image_size=datamodule.image_size)
+    return trainer, datamodule, task, loggers
+
+
+def train(cfg: DictConfig) -> dict:
+    """Fit `cfg.model` on `cfg.dataset` with `cfg.trainer`, test it on the best checkpoint; returns the metrics."""
+    trainer, datamodule, task, loggers = instantiate(cfg)
     for logger in loggers:
         logger.log_hyperparams(hyperparameters(cfg))
     trainer.fit(task, datamodule, ckpt_path=cfg.ckpt_path)

@@ -108,3 +108,14 @@ def plot_confident_mistakes(images, labels, probabilities, worst, class_names, p
                      f"({probabilities[i, predicted[i]]:.2f})", fontsize=9)
     fig.suptitle("most confident mistakes (validation)")
     save_figure(fig, path, 80)
+
+
+def plot_lr_find(found: dict, path) -> None:
+    """lr_find's loss against the learning rate (log scale), the suggested rate marked."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    ax.plot(found["lrs"], found["losses"])
+    if found.get("suggestion"):
+        ax.axvline(found["suggestion"], color="tab:red", linestyle="--", label=f"suggested {found['suggestion']:.1e}")
+        ax.legend()
+    ax.set(xscale="log", xlabel="learning rate", ylabel="training loss (smoothed)", title="lr_find")
+    save_figure(fig, path, 90)

@@ -21,6 +21,7 @@ from catdog.data.base import DataModule, check_datamodule
 from catdog.errors import CatdogError
 from catdog.training.checkpoint import CheckpointConnector
 from catdog.training.fit_loop import FitLoop, count
+from catdog.training.lr_finder import lr_find
 from catdog.analysis.history import summarise
 from catdog.training.precision import check_task, set_precision, warn_if_slow
 from catdog.training.run_dir import RunDirectory, describe, provenance
@@ -164,6 +165,13 @@ class Trainer:
 
     def _where_stopped(self):
         return self.current_epoch, self.run_dir if self.checkpoint_callback else None
+
+    def lr_find(self, task, datamodule, min_lr=1e-7, max_lr=1.0, num_training=100) -> dict:
+        """Lightning's `Tuner.lr_find`: a short sweep of exponentially growing learning rates on the first stage,
+        the task's weights given back after it; {"lrs", "losses", "suggestion"} (`catdog.training.lr_finder`)."""
+        check_datamodule(datamodule, "lr_find", ("train_dataloader",))
+        check_task(task, self.precision)
+        return lr_find(self, task, datamodule, min_lr, max_lr, num_training)
 
     # --- evaluation ---
     def _evaluate(self, task, datamodule, split) -> dict:
