@@ -409,3 +409,41 @@ def test_a_datamodule_of_your_own_trains_tests_and_predicts_with_the_default_cal
     data = Arrays()
     trainer.fit(task, data)
     assert trainer.test(task, data)["test_accuracy"] >= 0 and trainer.predict(task, data).shape == (16, 2)
+
+
+@pytest.mark.backends
+def test_tta_flip_averages_each_image_with_its_mirror_image(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from catdog.models.cnn import conv_blocks
+    from catdog.tasks import ImageClassifier
+    from helpers import make_image
+
+    rng = np.random.default_rng(0)
+    for folder in ("plain", "mirrored"):
+        (tmp_path / folder).mkdir()
+    for i in range(6):  # at the model's input size: decoding resizes nothing, so the mirror is exact
+        make_image(tmp_path / "plain" / f"{i}.png", i % 2, rng, size=(32, 32))
+        mirror = Image.open(tmp_path / "plain" / f"{i}.png").transpose(Image.FLIP_LEFT_RIGHT)
+        mirror.save(tmp_path / "mirrored" / f"{i}.png")
+    ImageClassifier(conv_blocks, ["cats", "dogs"], image_size=(32, 32)).save(tmp_path / "m.keras")
+
+    def probabilities(folder, *tta):
+        out = tmp_path / f"p-{folder}-{len(tta)}"
+        result = run_main("catdog.predict", f"ckpt_path={tmp_path / 'm.keras'}", f"images={tmp_path / folder}",
+                          *tta, f"hydra.run.dir={out}")
+        assert result.returncode == 0, result.stderr[-2000:]
+        found = json.loads((out / "predictions.json").read_text())
+        return found["tta"], np.array([r["p_cats"] for r in sorted(found["predictions"], key=lambda r: r["path"])])
+
+    tta, both = probabilities("plain", "tta=flip")
+    assert tta == "flip"
+    np.testing.assert_allclose(both, (probabilities("plain")[1] + probabilities("mirrored")[1]) / 2, atol=1e-5)
+    for name, label in (("cats", 0), ("dogs", 1)):  # evaluate takes the same switch
+        (tmp_path / "classes" / name).mkdir(parents=True)
+        for i in range(3):
+            make_image(tmp_path / "classes" / name / f"{i}.png", label, rng, size=(32, 32))
+    result = run_main("catdog.evaluate", f"ckpt_path={tmp_path / 'm.keras'}", f"data_dir={tmp_path / 'classes'}",
+                      "tta=flip", f"hydra.run.dir={tmp_path / 'e'}")
+    assert result.returncode == 0 and json.loads((tmp_path / "e" / "evaluation.json").read_text())["tta"] == "flip"

@@ -12,9 +12,12 @@ from catdog.entry import hydra_entry
 from catdog.utils.io import printable, write_json
 
 log = logging.getLogger("catdog.evaluate")
+TTA = ("none", "flip")  # test-time augmentation: none, or the mean over each image and its mirror image
 
 
 def evaluate(cfg: DictConfig) -> dict:
+    if cfg.tta not in TTA:
+        raise CatdogError(f"tta={cfg.tta!r}: must be one of {', '.join(TTA)}.")
     use_backend(**cfg.backend)
     import keras
 
@@ -36,8 +39,13 @@ def evaluate(cfg: DictConfig) -> dict:
         raise CatdogError(f"{cfg.get('manifest') or cfg.data_dir} holds no readable images.")
     trainer = Trainer(callbacks=[PredictionProgress(data.num_images(), cfg.batch_size)],
                       default_root_dir=cfg.paths.output_dir, num_processes=1, process_id=0)  # in an srun step too
-    accuracy = trainer.test(task, data, ckpt_path=None)["test_accuracy"]
-    labels, predicted = data.labels, trainer.predict(task, data).argmax(axis=-1)
+    labels = data.labels
+    if cfg.tta == "flip":  # the mean of the images' and their mirror images' probabilities
+        predicted = ((trainer.predict(task, data) + trainer.predict(task, data.flipped())) / 2).argmax(axis=-1)
+        accuracy = float((predicted == labels).mean())
+    else:
+        accuracy = trainer.test(task, data, ckpt_path=None)["test_accuracy"]
+        predicted = trainer.predict(task, data).argmax(axis=-1)
     scores = per_class_metrics(labels, predicted, folder.class_names)
     per_class = {name: {"images": int((labels == i).sum()),
                         "accuracy": float((predicted[labels == i] == i).mean()) if (labels == i).any() else None,
@@ -45,7 +53,7 @@ def evaluate(cfg: DictConfig) -> dict:
                  for i, name in enumerate(folder.class_names)}
     result = {"ckpt_path": str(cfg.ckpt_path), "data_dir": str(cfg.data_dir), "manifest": cfg.get("manifest"),
               "split": cfg.split if cfg.get("manifest") else None, "backend": keras.backend.backend(),
-              "images": int(len(labels)), "accuracy": accuracy, "per_class": per_class,
+              "images": int(len(labels)), "accuracy": accuracy, "tta": cfg.tta, "per_class": per_class,
               "skipped_images": data.skipped}
     write_json(Path(cfg.paths.output_dir) / "evaluation.json", result)
     log.info("accuracy %.4f on %d images", result["accuracy"], result["images"])

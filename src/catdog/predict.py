@@ -10,6 +10,8 @@ from omegaconf import DictConfig, ListConfig
 
 from catdog.backend import use_backend
 from catdog.entry import hydra_entry
+from catdog.errors import CatdogError
+from catdog.evaluate import TTA
 from catdog.utils.io import TEXT, atomic_path, printable, write_json
 
 log = logging.getLogger("catdog.predict")
@@ -17,6 +19,8 @@ SHOWN = 20  # rows on the console; all of them in predictions.csv
 
 
 def predict(cfg: DictConfig) -> list[dict]:
+    if cfg.tta not in TTA:
+        raise CatdogError(f"tta={cfg.tta!r}: must be one of {', '.join(TTA)}.")
     use_backend(**cfg.backend)
     from catdog.callbacks import PredictionProgress
     from catdog.data.files import ImageFilesDataModule, image_files
@@ -33,6 +37,8 @@ def predict(cfg: DictConfig) -> list[dict]:
     trainer = Trainer(callbacks=[PredictionProgress(data.num_images(), cfg.batch_size)],
                       default_root_dir=cfg.paths.output_dir, num_processes=1, process_id=0)  # in an srun step too
     probabilities = trainer.predict(task, data) if data.num_images() else []
+    if cfg.tta == "flip" and data.num_images():  # the mean over each image and its mirror image
+        probabilities = (probabilities + trainer.predict(task, data.flipped())) / 2
     rows = []
     for path, probs in zip(data.paths, probabilities):
         best = int(probs.argmax())
@@ -45,7 +51,7 @@ def predict(cfg: DictConfig) -> list[dict]:
     log.info("Predicted %d image(s): %s%s\n%s%s", len(rows), counts,
              f"; {len(data.skipped)} unreadable skipped" if data.skipped else "", shown, more)
     out = Path(cfg.paths.output_dir)
-    write_json(out / "predictions.json", {"predictions": rows, "skipped_images": data.skipped})
+    write_json(out / "predictions.json", {"predictions": rows, "tta": cfg.tta, "skipped_images": data.skipped})
     with atomic_path(out / "predictions.csv") as tmp, open(tmp, "w", newline="", **TEXT) as f:
         writer = csv.DictWriter(f, ["path", "label", "probability", *(f"p_{c}" for c in classes)])
         writer.writeheader()

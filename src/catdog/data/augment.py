@@ -105,3 +105,8 @@ def jax_affine_transform():
         return jax.vmap(per_channel)(images, rows, cols).astype(images.dtype)
 
     return transform_images
+
+
+def flip_horizontally(images, training=None):
+    """Images mirrored left to right (NHWC): test-time augmentation's second view."""
+    return images[:, :, ::-1]

@@ -1,6 +1,7 @@
 """A data module over a list of image files: the test split of `catdog.evaluate`, the images of
 `catdog.predict`, built from a checkpoint's own input size and class names."""
 
+import copy
 import logging
 
 import numpy as np
@@ -28,6 +29,7 @@ class ImageFilesDataModule(DataModule):
         self.max_image_pixels, self.cache_dir, self.strict, self.loader = max_image_pixels, cache_dir, strict, loader
         self.images = self.labels = self.good = None
         self.skipped: dict[str, str] = {}
+        self.augment = None  # a function of a batch: test-time augmentation's view (`flipped`)
 
     def setup(self, stage=None) -> None:
         if self.images is not None:
@@ -57,7 +59,16 @@ class ImageFilesDataModule(DataModule):
     def _loader(self, limit_batches=None):
         self.setup()
         return array_loader(self.images, np.asarray(self.labels, "int32"), self.batch_size, loader=self.loader,
-                            limit_batches=limit_batches)
+                            limit_batches=limit_batches, augment=self.augment)
+
+    def flipped(self) -> "ImageFilesDataModule":
+        """The same images (decoded once), mirrored left to right."""
+        from catdog.data.augment import flip_horizontally
+
+        self.setup()
+        view = copy.copy(self)
+        view.augment = flip_horizontally
+        return view
 
     def test_dataloader(self, limit_batches=None):
         return self._loader(limit_batches)
