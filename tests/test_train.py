@@ -447,3 +447,23 @@ def test_tta_flip_averages_each_image_with_its_mirror_image(tmp_path):
     result = run_main("catdog.evaluate", f"ckpt_path={tmp_path / 'm.keras'}", f"data_dir={tmp_path / 'classes'}",
                       "tta=flip", f"hydra.run.dir={tmp_path / 'e'}")
     assert result.returncode == 0 and json.loads((tmp_path / "e" / "evaluation.json").read_text())["tta"] == "flip"
+
+
+@pytest.mark.backends
+def test_ema_weights_are_what_validation_and_the_checkpoints_hold(compose, tiny_data, tmp_path):
+    import keras
+    import numpy as np
+
+    def checkpoint_head(name, *extra):
+        cfg = compose(small_run(tiny_data, "experiment=model1", "dataset.image_size=[32,32]", "trainer.max_epochs=2",
+                                "test=false", f"paths.output_dir={tmp_path / name}", *extra))
+        keras.utils.set_random_seed(0)
+        initial = build_model("cnn_small", (32, 32), 2).head.get_weights()[0]
+        train(cfg)
+        saved = keras.saving.load_model(Path(cfg.paths.output_dir) / "checkpoints" / "last.keras", compile=False)
+        return np.abs(saved.head.get_weights()[0] - initial).max()
+
+    moved = checkpoint_head("plain")
+    # an average that barely moves: the checkpoint holds it, not the trained weights
+    averaged = checkpoint_head("ema", "callbacks=ema", "model.optimizer.use_ema=true", "model.optimizer.ema_momentum=0.9999")
+    assert averaged < moved / 3, (averaged, moved)
