@@ -13,6 +13,8 @@ from catdog.utils.config import build
 from catdog.errors import CatdogError
 from catdog.models import build_model, transfer
 from catdog.models.layers import leaf_layers
+
+from helpers import make_image_folders
 from catdog.train import train
 
 from test_download import CountingHandler, closed_port_url, server  # noqa: F401 (server: a fixture)
@@ -120,3 +122,32 @@ def test_weights_that_cannot_be_had_name_model_weights(tmp_path):
 def test_an_unsupported_backbone_is_refused_with_the_supported_names(name, message):
     with pytest.raises(CatdogError, match=f"model.backbone={name}: .*{message}.*Supported: MobileNet, MobileNetV2"):
         build_model("transfer", (32, 32), 2, [f"model.backbone={name}"])
+
+
+def test_the_finetune_preset_trains_any_backbone_in_its_two_stages(compose, tmp_path):
+    from catdog.train import train
+
+    data = make_image_folders(tmp_path / "data", train=4, val=4)
+    cfg = compose(["experiment=finetune", "model.backbone=EfficientNetV2B0", "model.weights=null",
+                   f"dataset.root={data}", "dataset.image_size=[32,32]", "dataset.batch_size=4", "trainer.verbose=0",
+                   "trainer.feature_cache.runtime=keras", "trainer.fast_dev_run=1"])
+    metrics = train(cfg)  # one epoch a stage: the head on cached features, then the top fifth on images
+    assert metrics["stages"] == ["head", "finetune"] and metrics["epochs"] == 2
+    assert metrics["params_trainable"] > 1_000_000  # the head has 82,114: the backbone's top trains too
+
+
+def test_a_stage_can_unfreeze_a_fraction_and_follow_a_cosine_with_warm_up():
+    import pytest
+
+    from catdog.errors import CatdogError
+    from catdog.training.stages import Stage, as_stages
+
+    stage = as_stages([{"name": "s", "epochs": 4, "unfreeze_backbone_fraction": 0.25, "schedule": "cosine",
+                        "warmup_epochs": 1}], 1)[0]
+    rate = stage.learning_rate_at(1e-3, steps_per_epoch=10)  # 10 warm-up steps, then 30 decaying ones
+    assert [round(float(rate(step)), 6) for step in (0, 10, 40)] == [0.0, 0.001, 0.0]
+    assert 0 < float(rate(25)) < 1e-3 and Stage("c", 2).learning_rate_at(1e-3, 10) == 1e-3
+    with pytest.raises(CatdogError, match="unfreeze_backbone_fraction"):
+        Stage("both", 2, unfreeze_backbone_layers=3, unfreeze_backbone_fraction=0.5)
+    with pytest.raises(CatdogError, match="warmup_epochs"):
+        Stage("warm", 2, schedule="cosine", warmup_epochs=2)

@@ -132,7 +132,8 @@ class ImageClassifier(keras.Model):
 
     def configure_optimizer(self, learning_rate=None):
         """A fresh optimizer like the configured one (an optimizer, or a function that makes one, as
-        `_partial_: true` in config gives; Adam(1e-3) by default), at `learning_rate` when given."""
+        `_partial_: true` in config gives; Adam(1e-3) by default), at `learning_rate` (a rate or a Keras
+        schedule) when given."""
         configured = self.compile_defaults["optimizer"]
         if configured == "auto":
             configured = keras.optimizers.Adam(1e-3)
@@ -141,7 +142,9 @@ class ImageClassifier(keras.Model):
         if not isinstance(configured, keras.optimizers.Optimizer):
             rate = learning_rate if learning_rate is not None else getattr(configured, "keywords", {}).get(
                 "learning_rate")
-            return configured() if rate is None else configured(learning_rate=float(rate))
+            if rate is not None and not isinstance(rate, keras.optimizers.schedules.LearningRateSchedule):
+                rate = float(rate)
+            return configured() if rate is None else configured(learning_rate=rate)
         config = configured.get_config()
         if learning_rate is not None:
             config["learning_rate"] = learning_rate
@@ -153,12 +156,13 @@ class ImageClassifier(keras.Model):
         """True when nothing before the head trains: the features can be computed once and cached."""
         return not self.features.trainable_weights
 
-    def set_trainable_backbone_layers(self, count) -> int:
-        """Freeze the backbone (0), or make its last `count` layers trainable (-1: all), BatchNormalization
-        excepted; returns how many layers with weights now train."""
+    def set_trainable_backbone_layers(self, count=None, fraction=None) -> int:
+        """Freeze the backbone (0), or make its last `count` layers trainable (-1: all), or its top `fraction` of
+        them, BatchNormalization excepted; returns how many layers with weights now train."""
         if self.backbone is None:
             raise CatdogError(f"{self.name} has no backbone to unfreeze.")
         leaves = list(leaf_layers(self.backbone))
+        count = round(fraction * len(leaves)) if fraction is not None else count
         count = len(leaves) if count < 0 else count
         self.backbone.trainable = count > 0
         for i, layer in enumerate(leaves):

@@ -35,14 +35,14 @@ class FitLoop:
 
     def run_stage(self, task, datamodule, stage, resume, stopper) -> None:
         trainer, strategy = self.trainer, self.trainer.strategy
-        unfreeze = stage.unfreeze_backbone_layers
-        if unfreeze is None and resume is not None:  # "as it is": as the stages before this one left it
-            unfreeze = next((s.unfreeze_backbone_layers for s in reversed(trainer.stages[:trainer.stage_index])
-                             if s.unfreeze_backbone_layers is not None), None)
-        if unfreeze is not None:
-            trainable = task.set_trainable_backbone_layers(unfreeze)
+        unfreezing = stage
+        if not stage.unfreezes and resume is not None:  # "as it is": as the stages before this one left it
+            unfreezing = next((s for s in reversed(trainer.stages[:trainer.stage_index]) if s.unfreezes), stage)
+        if unfreezing.unfreezes:
+            trainable = task.set_trainable_backbone_layers(unfreezing.unfreeze_backbone_layers,
+                                                           unfreezing.unfreeze_backbone_fraction)
             log.info("Stage %s: %d backbone layers with weights train (BatchNormalization stays frozen)",
-                     stage.name, trainable if unfreeze else 0)
+                     stage.name, trainable)
         fit_task, data = strategy.target(task, datamodule, trainer.dev_run_images(datamodule))
         stopper.check()  # a signal during the feature pass
         trainer.fit_task = fit_task
@@ -52,7 +52,9 @@ class FitLoop:
         class_weight = datamodule.class_weights()
         if sharded(train):  # sharded batches carry sample weights, which take the class weights
             train.class_weight, class_weight = class_weight, None
-        optimizer = task.configure_optimizer(stage.learning_rate)
+        base = stage.learning_rate or float(task.configure_optimizer().get_config()["learning_rate"])
+        steps = data.steps_per_epoch(trainer.limits["train"]) or len(train)
+        optimizer = task.configure_optimizer(stage.learning_rate_at(base, 1 if trainer.fast_dev_run else steps))
         fit_task.compile(optimizer=optimizer)
         if sharded(train) or sharded(val):
             weigh_metrics(fit_task, optimizer)
