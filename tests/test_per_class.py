@@ -70,3 +70,22 @@ def test_report_has_a_per_class_table_with_literal_names(tmp_path):
     assert r"| a\|b \*c\* | 0.7500 | 0.5000 | 0.6000 | 4 |  |  |  |  |" in text
     assert markdown_literal(names[2]) in text and "\n" not in markdown_literal(names[2])
     assert "| 0 |" in text  # the runs table is unchanged
+
+
+def test_the_report_lists_the_most_confused_class_pairs(tmp_path):
+    import json
+
+    from catdog.analysis.metrics import most_confused
+
+    matrix = [[5, 3, 0], [1, 7, 0], [4, 0, 2]]  # 3 cats as dogs, 4 owls as cats, 1 dog as a cat
+    assert [(p["true"], p["predicted"], p["images"]) for p in most_confused(matrix, ["cats", "dogs", "owls"])] == [
+        ("owls", "cats", 4), ("cats", "dogs", 3), ("dogs", "cats", 1)]
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.json").write_text(json.dumps({
+        "experiment": "e", "model": "m", "augment": "a", "backend": "tensorflow", "median_epoch_seconds": 1.0,
+        "class_names": ["cats", "dogs", "owls"],
+        "val_confusion_matrix": matrix}))
+    (run / "confusion.png").write_bytes(b"png")
+    text = write_report(tmp_path, tmp_path / "report").read_text()
+    assert "| owls | cats | 4 |\n| cats | dogs | 3 |\n| dogs | cats | 1 |" in text

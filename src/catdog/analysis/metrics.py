@@ -28,3 +28,12 @@ def confident_mistakes(labels, probabilities, top=9) -> np.ndarray:
     predicted = probabilities.argmax(axis=-1)
     wrong = np.flatnonzero(predicted != labels)
     return wrong[np.argsort(-probabilities[wrong, predicted[wrong]])][:top]
+
+
+def most_confused(matrix, class_names, top=10) -> list[dict]:
+    """fastai's most_confused: the (true, predicted) pairs of different classes with the most images, most first."""
+    matrix = np.asarray(matrix)
+    pairs = [(int(matrix[i, j]), i, j) for i in range(len(matrix)) for j in range(len(matrix))
+             if i != j and matrix[i, j]]
+    return [{"true": class_names[i], "predicted": class_names[j], "images": n}
+            for n, i, j in sorted(pairs, key=lambda p: (-p[0], p[1], p[2]))[:top]]

@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from catdog.analysis.history import read_history
+from catdog.analysis.metrics import most_confused
 from catdog.utils.io import TEXT, printable, write_text
 from catdog.analysis.plots import grouped_bars, plt, save_figure
 
@@ -89,6 +90,18 @@ def per_class_table(run: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def confused_table(run: dict) -> str:
+    """The run's most confused class pairs (validation) as a Markdown table, or nothing."""
+    if not run.get("val_confusion_matrix") or not run.get("class_names"):
+        return ""
+    pairs = most_confused(run["val_confusion_matrix"], run["class_names"])
+    if not pairs:
+        return "No validation image was mistaken for another class.\n\n"
+    rows = [f"| {markdown_literal(p['true'])} | {markdown_literal(p['predicted'])} | {p['images']} |" for p in pairs]
+    return "Most confused (true, predicted, images):\n\n| true | predicted | images |\n|---|---|---|\n" + \
+        "\n".join(rows) + "\n\n"
+
+
 def _heading(run: dict) -> str:
     return (f"\n### {_cell(run['run'])}: {run.get('experiment')} {run['model']} / {run['augment']} / "
             f"{run['backend']}\n\n")
@@ -153,7 +166,7 @@ def write_report(root, out=None) -> Path:
     for r in analysed:
         run_dir = os.path.relpath(Path(root) / r["run"], out)
         parts.append(f"{_heading(r)}confusion matrix (rows true, columns predicted): "
-                     f"`{r.get('val_confusion_matrix')}`\n\n"
+                     f"`{r.get('val_confusion_matrix')}`\n\n{confused_table(r)}"
                      f"![confusion]({run_dir}/confusion.png) ![mistakes]({run_dir}/mistakes.png)\n")
     scored = [r for r in runs if r.get("val_per_class") or r.get("test_per_class")]
     if scored:
