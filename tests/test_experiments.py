@@ -30,6 +30,8 @@ def test_sweep_over_backends_runs_each_job_on_its_own_backend(tiny_data, tmp_pat
     assert [job["augment"] for job in jobs] == ["contrast", "contrast"]
     runs, failed = collect_runs(sweep)
     assert len(runs) == 2 and failed == ["1", "3"]
+    for job in ("0", "2"):  # its run directory, once (the job's process says it; the sweep's does not repeat it)
+        assert (sweep / job / "train.log").read_text().count("Outputs in") == 1
 
 
 def fake_run(root, name, **metrics):
