@@ -107,7 +107,10 @@ def writes_the_run(cfg) -> bool:
 
 
 def keep_only_the_log(run: Path) -> None:
-    """A run that failed before it wrote anything keeps only its log: no `.hydra/` of a run that never ran."""
+    """A run that failed before it wrote anything keeps only its log: no `.hydra/` of a run that never ran. A
+    sweep's job keeps its `.hydra/` (its overrides name its failure in the sweep's report)."""
+    if (run.parent / "multirun.yaml").is_file():
+        return
     if run.is_dir() and {p.name for p in run.iterdir()} <= {".hydra", ".lock", f"{HydraConfig.get().job.name}.log"}:
         shutil.rmtree(run / ".hydra", ignore_errors=True)
         (run / ".lock").unlink(missing_ok=True)
