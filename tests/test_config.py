@@ -101,3 +101,50 @@ def test_the_parallel_launcher_runs_one_job_per_four_cores():
     GlobalHydra.instance().clear()
     assert cfg.hydra.launcher.n_jobs == max(1, len(os.sched_getaffinity(0)) // 4)
     assert cfg.hydra.launcher._target_.endswith("JoblibLauncher")
+
+
+def test_the_finetune_walkthrough_commands_compose_as_written():
+    """docs/finetune.md's commands, parsed as a shell would and composed by Hydra as their entry point would."""
+    import re
+    import shlex
+
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    text = (Path(__file__).parents[1] / "docs" / "finetune.md").read_text()
+    blocks = re.findall(r"```bash\n(.*?)```", text, re.S)
+    commands = [shlex.split(os.path.expandvars(line)) for block in blocks
+                for line in block.replace("\\\n", " ").splitlines() if line]
+    assert len(commands) == 5
+    for command in commands:
+        module, args = command[2], command[3:]
+        config = {"catdog.tune": "tune", "catdog.train": "train", "catdog.evaluate": "evaluate",
+                  "catdog.predict": "predict"}.get(module)
+        if config is None:  # catdog.report takes a folder, not overrides
+            continue
+        overrides = [a for a in args if "=" in a]
+        assert len(overrides) == len(args) - (module == "catdog.tune"), command  # tune's subcommand
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+            compose(config, overrides=overrides)
+    GlobalHydra.instance().clear()
+
+
+def test_the_readmes_own_data_commands_compose_as_written(monkeypatch):
+    """The README's `dataset=folder` commands, with the shell's expansion of $HOME, composed by Hydra."""
+    import os
+    import re
+    import shlex
+
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    text = (Path(__file__).parents[1] / "README.md").read_text()
+    lines = [line.split("#")[0] for line in re.findall(r"^python -m catdog\.train dataset=folder.*$", text, re.M)]
+    assert len(lines) == 4
+    for line in lines:
+        overrides = shlex.split(os.path.expandvars(line))[3:]
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+            compose("train", overrides=overrides)
+    GlobalHydra.instance().clear()
