@@ -52,9 +52,12 @@ class FitLoop:
         class_weight = datamodule.class_weights()
         if sharded(train):  # sharded batches carry sample weights, which take the class weights
             train.class_weight, class_weight = class_weight, None
-        base = stage.learning_rate or float(task.configure_optimizer().get_config()["learning_rate"])
-        steps = data.steps_per_epoch(trainer.limits["train"]) or len(train)
-        optimizer = task.configure_optimizer(stage.learning_rate_at(base, 1 if trainer.fast_dev_run else steps))
+        rate = stage.learning_rate
+        if stage.schedule != "constant":  # a schedule over the stage's steps, from its rate or the task's
+            base = rate or float(task.configure_optimizer().get_config()["learning_rate"])
+            steps = 1 if trainer.fast_dev_run else data.steps_per_epoch(trainer.limits["train"]) or len(train)
+            rate = stage.learning_rate_at(base, steps)
+        optimizer = task.configure_optimizer(rate)
         fit_task.compile(optimizer=optimizer)
         if sharded(train) or sharded(val):
             weigh_metrics(fit_task, optimizer)

@@ -16,13 +16,13 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from catdog.analysis.history import summarise
 from catdog.callbacks import EpochTimer, ModelCheckpoint
 from catdog.data.base import DataModule, check_datamodule
 from catdog.errors import CatdogError
 from catdog.training.checkpoint import CheckpointConnector
 from catdog.training.fit_loop import FitLoop, count
 from catdog.training.lr_finder import lr_find
-from catdog.analysis.history import summarise
 from catdog.training.precision import check_task, set_precision, warn_if_slow
 from catdog.training.run_dir import RunDirectory, describe, provenance
 from catdog.training.signals import Interrupted, StopOnSignal
