@@ -160,3 +160,59 @@ def test_mlflow_marks_a_fit_that_stopped_failed_or_killed_and_a_resume_goes_on(t
     trainer.test(task, data)
     assert resumed.run_id == logger.run_id  # the same MLflow run, finished now
     assert MlflowClient(tracking_uri).get_run(logger.run_id).info.status == "FINISHED"
+
+
+
+@pytest.mark.parametrize("ending", ["stop mid-epoch", "error at epoch end"])
+def test_tensorboard_and_mlflow_get_each_epoch_once_across_a_resume(tracking_uri, tiny_data, tmp_path, ending):
+    import keras
+
+    from catdog import ImageClassifier, ImageFolderDataModule, Trainer
+    from catdog.callbacks import ModelCheckpoint
+    from catdog.loggers import TensorBoardLogger
+    from catdog.models.cnn import conv_blocks
+
+    class Stop(keras.callbacks.Callback):  # epoch 1 is cut or not checkpointed: no logger may keep it
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_train_batch_end(self, batch, logs=None):
+            if self.epoch == 1 and batch == 1 and ending == "stop mid-epoch":  # as TerminateOnNaN does
+                self.model.stop_training = True
+
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1 and ending == "error at epoch end":
+                raise RuntimeError("disk on fire")
+
+    def fit(callbacks, ckpt_path=None):
+        mlflow = MLflowLogger(tracking_uri, experiment_name=f"resumed-once-{ending}")
+        loggers = [TensorBoardLogger(tmp_path / "tensorboard"), mlflow]
+        trainer = Trainer(max_epochs=3, callbacks=[*callbacks, ModelCheckpoint(tmp_path / "checkpoints")],
+                          loggers=loggers, verbose=0)
+        data = ImageFolderDataModule(root=str(tiny_data), image_size=(32, 32), batch_size=4)  # 6 batches an epoch
+        data.setup()
+        task = ImageClassifier(conv_blocks, data.class_names, image_size=(32, 32), pooling="flatten")
+        trainer.fit(task, data, ckpt_path=ckpt_path)
+        return mlflow, trainer
+
+    if ending == "error at epoch end":
+        with pytest.raises(RuntimeError):
+            fit([Stop()])
+        mlflow, trainer = fit([], ckpt_path=tmp_path)
+    else:  # the fit ends there, with epoch 0 alone complete
+        mlflow, trainer = fit([Stop()])
+    history = {row["epoch"]: row["accuracy"] for row in trainer.history}
+    assert sorted(history) == ([0, 1, 2] if ending == "error at epoch end" else [0])
+    expected = [(e, pytest.approx(value, abs=1e-6)) for e, value in sorted(history.items())]
+    steps = [(m.step, m.value) for m in MlflowClient(tracking_uri).get_metric_history(mlflow.run_id, "accuracy")]
+    assert sorted(steps) == expected
+    assert sorted(tensorboard_scalars(tmp_path / "tensorboard" / "train", "epoch_accuracy")) == expected
+
+
+def test_a_missing_extra_is_named_with_its_install_command(monkeypatch, compose, tiny_data, tmp_path):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "mlflow", None)  # not installed
+    monkeypatch.setitem(sys.modules, "mlflow.tracking", None)
+    with pytest.raises(CatdogError, match=r"pip install 'catdog\[mlflow\]'"):
+        MLflowLogger(f"sqlite:///{tmp_path / 'mlflow.db'}")

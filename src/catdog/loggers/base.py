@@ -24,7 +24,13 @@ def scalars(metrics: dict) -> dict:
 
 
 class Logger(Callback):
-    """The logger interface; its `on_epoch_end` receives Keras' epoch logs."""
+    """The logger interface; its `on_epoch_end` receives Keras' epoch logs, after the epoch's checkpoint."""
+
+    @property
+    def epoch_counts(self) -> bool:
+        """Whether the epoch that just ended is complete: one stopped before its last batch is run again on
+        resume, so a store that keeps every value (TensorBoard, MLflow) skips it."""
+        return self.trainer is None or self.trainer.epoch_complete
 
     def log_hyperparams(self, params: dict) -> None:
         pass

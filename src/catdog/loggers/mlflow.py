@@ -57,10 +57,12 @@ class MLflowLogger(Logger):
     def on_train_begin(self, logs=None):
         if self.run_id is not None and self.client.get_run(self.run_id).info.status != "RUNNING":
             self.client.update_run(self.run_id, "RUNNING")  # a resumed run goes on
+        self._run()  # before the first checkpoint, which keeps the run's id
         self._log_params()
 
     def on_epoch_end(self, epoch, logs=None):
-        self._log(logs or {}, step=epoch)
+        if self.epoch_counts:
+            self._log(logs or {}, step=epoch)
 
     def log_metrics(self, metrics, step=None):
         self._log(metrics, step=step or 0)

@@ -43,7 +43,8 @@ class TensorBoardLogger(Logger):
         self.callback.on_epoch_begin(epoch, logs)
 
     def on_epoch_end(self, epoch, logs=None):
-        self.callback.on_epoch_end(epoch, logs)
+        if self.epoch_counts:
+            self.callback.on_epoch_end(epoch, logs)
 
     def on_train_batch_begin(self, batch, logs=None):
         self.callback.on_train_batch_begin(batch, logs)

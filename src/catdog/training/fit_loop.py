@@ -75,11 +75,12 @@ class FitLoop:
         )
 
     def callbacks(self, stopper) -> list:
-        """A signal stops after the batch; timings, then the epoch is recorded, logged and checkpointed."""
+        """A signal stops after the batch; timings, then the epoch is recorded, checkpointed and only then logged:
+        an epoch cut before its checkpoint, and so run again on resume, reaches no logger's store."""
         trainer = self.trainer
         checkpoints = [c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)]
         others = [c for c in trainer.callbacks if not isinstance(c, ModelCheckpoint)]
-        return [stopper, trainer.timer, Recorder(trainer), *trainer.loggers, *others, *checkpoints]
+        return [stopper, trainer.timer, Recorder(trainer), *others, *checkpoints, *trainer.loggers]
 
 
 class Recorder(keras.callbacks.Callback):
