@@ -108,3 +108,11 @@ def compose(tmp_path):
     GlobalHydra.instance().clear()
 
 
+
+
+@pytest.fixture(autouse=True)
+def float32_between_tests():
+    """A Trainer sets Keras' global dtype policy (auto may choose mixed_bfloat16): each test starts in float32."""
+    yield
+    if "keras" in sys.modules:
+        sys.modules["keras"].config.set_dtype_policy("float32")

@@ -467,3 +467,12 @@ def test_ema_weights_are_what_validation_and_the_checkpoints_hold(compose, tiny_
     # an average that barely moves: the checkpoint holds it, not the trained weights
     averaged = checkpoint_head("ema", "callbacks=ema", "model.optimizer.use_ema=true", "model.optimizer.ema_momentum=0.9999")
     assert averaged < moved / 3, (averaged, moved)
+
+
+def test_a_runs_provenance_names_no_home_directory(monkeypatch, tmp_path):
+    from catdog.training.run_dir import home_relative
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert home_relative(str(tmp_path / ".cache" / "jax")) == "~/.cache/jax"
+    assert home_relative("/srv/cache") == "/srv/cache" and home_relative(None) is None
+    assert home_relative(str(tmp_path) + "-other/x") == str(tmp_path) + "-other/x"

@@ -90,9 +90,17 @@ def describe(trainer, datamodule) -> str:
     classes = [printable(c) for c in datamodule.class_names]
     named = ", ".join(classes[:8]) + (f", ... ({len(classes)} in all)" if len(classes) > 8 else "")
     sizes = ", ".join(f"{n} {split}" for split, n in datamodule.sizes().items())
-    return (f"Run: backend {keras.backend.backend()} ({where}), precision {trainer.precision}, {trainer.devices} "
+    choice = trainer.precision_choice
+    precision = f"{choice.policy} (auto: {choice.reason})" if choice.auto else choice.policy
+    return (f"Run: backend {keras.backend.backend()} ({where}), precision {precision}, {trainer.devices} "
             f"device(s) x {trainer.strategy.processes.count} process(es); data {getattr(datamodule, 'name', '')}: "
             f"{sizes} images, {len(classes)} classes ({named})")
+
+
+def home_relative(path):
+    """`path` with the home directory as `~`: a run's record names no user's home."""
+    home = os.path.expanduser("~")
+    return "~" + path[len(home):] if path and home != "/" and path.startswith(home + os.sep) else path
 
 
 def provenance(trainer) -> dict:
@@ -101,8 +109,9 @@ def provenance(trainer) -> dict:
 
     return {"backend": keras.backend.backend(), "devices": trainer.devices,
             "processes": trainer.strategy.processes.count, "platform": platform(), "precision": trainer.precision,
+            "precision_reason": trainer.precision_choice.reason,
             "xla_flags": os.environ.get("XLA_FLAGS", ""),
-            "jax_compilation_cache_dir": os.environ.get("JAX_COMPILATION_CACHE_DIR"),
+            "jax_compilation_cache_dir": home_relative(os.environ.get("JAX_COMPILATION_CACHE_DIR")),
             "feature_runtime": getattr(trainer.feature_cache, "resolved_runtime", None),
             "peak_rss_mb": peak_rss_mb(), "peak_rss_children_mb": peak_rss_mb(resource.RUSAGE_CHILDREN),
             "tensorflow_imported": tensorflow_imported(),

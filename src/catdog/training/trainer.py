@@ -23,11 +23,11 @@ from catdog.errors import CatdogError
 from catdog.training.checkpoint import CheckpointConnector
 from catdog.training.fit_loop import FitLoop, count
 from catdog.training.lr_finder import lr_find
-from catdog.training.precision import check_task, set_precision, warn_if_slow
+from catdog.training.precision import AUTO, fit_to_task, set_precision, warn_if_slow
 from catdog.training.run_dir import RunDirectory, describe, provenance
 from catdog.training.signals import Interrupted, StopOnSignal
 from catdog.training.stages import as_stages
-from catdog.training.strategy import Strategy, sharded, weigh_metrics
+from catdog.training.strategy import Strategy, platform, sharded, weigh_metrics
 
 log = logging.getLogger("catdog.trainer")
 
@@ -35,7 +35,8 @@ log = logging.getLogger("catdog.trainer")
 class Trainer:
     """Trainer(max_epochs, stages, callbacks, loggers, precision, devices, fast_dev_run, limit_*_batches, ...).
 
-    precision: a Keras dtype policy, set here, so build the Trainer before the task.
+    precision: auto (chosen for the hardware and the task: `catdog.training.precision`) or a Keras dtype policy;
+        set here, so build the Trainer before the task.
     devices: >1 trains data-parallel over that many JAX devices (keras.distribution.DataParallel), per process.
     num_processes, process_id, coordinator: a run of several processes (`catdog.training.distributed`; the
         `srun` step's variables fill in what is not given), data-parallel over all their devices. Rank 0 alone
@@ -46,7 +47,7 @@ class Trainer:
     verbose: auto (Keras' progress bar on a terminal, else a log line per epoch), or Keras' 0, 1, 2.
     """
 
-    def __init__(self, max_epochs=20, stages=None, callbacks=(), loggers=(), precision="float32", devices=1,
+    def __init__(self, max_epochs=20, stages=None, callbacks=(), loggers=(), precision=AUTO, devices=1,
                  fast_dev_run=False, limit_train_batches=None, limit_val_batches=None, limit_test_batches=None,
                  feature_cache=None, default_root_dir=".", verbose="auto", num_processes=None, process_id=None,
                  coordinator=None):
@@ -66,7 +67,7 @@ class Trainer:
         self.callbacks = [c for c in callbacks if c is not None]
         self.loggers = [lg for lg in loggers if lg is not None] if self.is_global_zero else []
         self.limits = {"train": limit_train_batches, "val": limit_val_batches, "test": limit_test_batches}
-        self.precision, self.devices, self.feature_cache = precision, devices, feature_cache
+        self.devices, self.feature_cache = devices, feature_cache
         self.default_root_dir, self.verbose = Path(default_root_dir), verbose
         self.history: list[dict] = []  # every epoch's logs, across stages and resumes
         self.current_epoch, self.stage_index, self.stage_start = 0, 0, 0
@@ -77,12 +78,17 @@ class Trainer:
         self.timer = EpochTimer()
         self.checkpointing = CheckpointConnector(self)
         self.run = RunDirectory(self.run_dir)
-        set_precision(precision)
         self.strategy.setup()
-        warn_if_slow(precision)
+        self.precision_choice = set_precision(precision)  # auto asks the devices: after the strategy's setup
+        warn_if_slow(self.precision)
         self.strategy.check_run_dir(self.run_dir)
         for c in [*self.loggers, *self.callbacks]:
             c.trainer = self
+
+    @property
+    def precision(self) -> str:
+        """The dtype policy the run computes in (`auto` resolved, and fitted to the task once one is given)."""
+        return self.precision_choice.policy
 
     @property
     def is_global_zero(self) -> bool:
@@ -126,7 +132,7 @@ class Trainer:
         """Run every stage (resuming from `ckpt_path`: "last", a run directory or a checkpoint file); returns
         the per-epoch history."""
         check_datamodule(datamodule, "fit", ("train_dataloader", "val_dataloader", "num_images"))
-        check_task(task, self.precision)
+        self.precision_choice = fit_to_task(task, self.precision_choice, platform())
         self._announce(datamodule)
         self.strategy.check_fit()
         self.task, self.datamodule = task, datamodule
@@ -170,11 +176,12 @@ class Trainer:
         """Lightning's `Tuner.lr_find`: a short sweep of exponentially growing learning rates on the first stage,
         the task's weights given back after it; {"lrs", "losses", "suggestion"} (`catdog.training.lr_finder`)."""
         check_datamodule(datamodule, "lr_find", ("train_dataloader",))
-        check_task(task, self.precision)
+        self.precision_choice = fit_to_task(task, self.precision_choice, platform())
         return lr_find(self, task, datamodule, min_lr, max_lr, num_training)
 
     # --- evaluation ---
     def _evaluate(self, task, datamodule, split) -> dict:
+        self.precision_choice = fit_to_task(task, self.precision_choice, platform())
         fit_task, data = self.strategy.target(task, datamodule, self.dev_run_images(datamodule))
         if not fit_task.compiled:
             fit_task.compile()
@@ -239,6 +246,7 @@ class Trainer:
         """Class probabilities for every batch of a loader, or of a data module's `split` (its predict_dataloader
         by default), on cached features where the feature cache applies. The trainer's callbacks see the batches."""
         task = self.strategy.alone(task, self.task)
+        self.precision_choice = fit_to_task(task, self.precision_choice, platform())
         self.checkpointing.load_for_evaluation(task, ckpt_path)
         self.strategy.check_predict()
         model, loader = task, data

@@ -22,12 +22,22 @@ def package_versions() -> dict:
     return found
 
 
-def cpu_info(cpuinfo="/proc/cpuinfo") -> dict:
-    """The processor a run's figures were measured on: its model name, usable cores and `CPU_FLAGS` present."""
+def _cpuinfo(cpuinfo="/proc/cpuinfo") -> dict:
     fields = {}
     if Path(cpuinfo).is_file():
         fields = dict(line.split(":", 1) for line in Path(cpuinfo).read_text().splitlines() if ":" in line)
         fields = {k.strip(): v.strip() for k, v in fields.items()}
+    return fields
+
+
+def cpu_flags(cpuinfo="/proc/cpuinfo") -> set:
+    """The CPU's instruction-set flags as Linux names them (none where /proc/cpuinfo is absent)."""
+    return set(_cpuinfo(cpuinfo).get("flags", "").split())
+
+
+def cpu_info(cpuinfo="/proc/cpuinfo") -> dict:
+    """The processor a run's figures were measured on: its model name, usable cores and `CPU_FLAGS` present."""
+    fields = _cpuinfo(cpuinfo)
     # platform.processor() may start a `uname -p` process, so it is only the fallback
     model = fields.get("model name") or platform.processor() or platform.machine()
     flags = set(fields.get("flags", "").split())
