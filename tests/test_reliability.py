@@ -493,6 +493,44 @@ def test_an_epoch_stopped_before_its_last_batch_is_not_saved_as_complete(tiny_da
     assert read_state(tmp_path / "checkpoints" / "best.keras")["epoch"] == 1
 
 
+def test_an_augmented_fit_resumed_draws_on_where_its_checkpoint_left_off(tiny_data, tmp_path):
+    from catdog import ImageClassifier, ImageFolderDataModule, Trainer
+    from catdog.callbacks import ModelCheckpoint
+    from catdog.models.cnn import conv_blocks
+
+    class Seeds(keras.callbacks.Callback):  # the augmentation's random state as each epoch begins
+        def __init__(self, data, fail_at=None):
+            super().__init__()
+            self.data, self.fail_at, self.seen = data, fail_at, {}
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.seen[epoch] = self.data.state_dict()["augment_seeds"]
+
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == self.fail_at:  # before the epoch's checkpoint
+                raise RuntimeError("killed")
+
+    def fit(folder, fail_at=None, ckpt_path=None):
+        keras.utils.set_random_seed(0)
+        augment = {"flip": keras.layers.RandomFlip(seed=3), "rotate": keras.layers.RandomRotation(0.2, seed=4)}
+        data = ImageFolderDataModule(root=str(tiny_data), image_size=(32, 32), batch_size=4, augment=augment,
+                                     cache_dir=tmp_path / "cache")
+        data.setup()
+        seeds = Seeds(data, fail_at)
+        trainer = Trainer(max_epochs=3, callbacks=[seeds, ModelCheckpoint(folder)], verbose=0, precision="float32")
+        task = ImageClassifier(conv_blocks, data.class_names, image_size=(32, 32), pooling="flatten")
+        trainer.fit(task, data, ckpt_path=ckpt_path)
+        return seeds.seen, trainer.history
+
+    straight, history = fit(tmp_path / "straight")
+    with pytest.raises(RuntimeError):
+        fit(tmp_path / "cut", fail_at=1)
+    resumed, resumed_history = fit(tmp_path / "cut", ckpt_path=tmp_path / "cut" / "last.keras")
+    assert straight[0] != straight[1] != straight[2]  # the stream moves on each epoch
+    assert sorted(resumed) == [1, 2] and resumed[1] == straight[1] and resumed[2] == straight[2]
+    np.testing.assert_allclose([r["loss"] for r in resumed_history], [r["loss"] for r in history], rtol=1e-4)
+
+
 def test_a_refused_rerun_changes_nothing_in_the_finished_run(tiny_data, tmp_path):
     run = tmp_path / "run"
     args = ["experiment=model1", f"dataset.root={tiny_data}", "dataset.image_size=[32,32]", "dataset.batch_size=4",

@@ -59,6 +59,13 @@ class DataModule:
         """What the run's metrics record about the data."""
         return {}
 
+    def state_dict(self) -> dict:
+        """What a checkpoint keeps of the data module (JSON-able), as Lightning's: given back on a resume."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
     def signature(self) -> dict:
         """The settings that shape what the model sees ({key: JSON value}): a checkpoint records them, and a
         resume with other values is refused. None here: a data module of your own may name its own."""

@@ -226,6 +226,25 @@ class ImageFolderDataModule(DataModule):
     def num_images(self, split: str) -> int:
         return len(self.arrays[split][1])
 
+    def state_dict(self) -> dict:
+        """The augmentation's random state (its layers' seed generators): a resumed run draws on where the
+        checkpointed epoch left off, as an uninterrupted run does (the order of the batches is a function of
+        `seed` and the epoch alone)."""
+        if self.augment is None:
+            return {}
+        return {"augment_seeds": [np.asarray(v.numpy()).tolist() for v in self.augment.variables]}
+
+    def load_state_dict(self, state: dict) -> None:
+        seeds = state.get("augment_seeds")
+        if seeds is None or self.augment is None:
+            return
+        variables = self.augment.variables
+        if len(seeds) != len(variables):
+            raise CatdogError(f"The checkpoint holds {len(seeds)} augmentation seed states, but this run's "
+                              f"augmentation has {len(variables)}: resume with the augment it started with.")
+        for variable, value in zip(variables, seeds):
+            variable.assign(np.asarray(value, dtype=variable.dtype))
+
     def dataset(self, split, *, shuffle=False, augment=None, limit_batches=None, first_epoch=0):
         """Batches of the decoded images of `split` (`loaders.array_loader`)."""
         return array_loader(*self.arrays[split], self.batch_size, loader=self.loader,

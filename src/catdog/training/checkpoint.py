@@ -218,7 +218,8 @@ class CheckpointConnector:
         state = {"format": 2, "epoch": epochs_done, "shape": self.shape, "stage": trainer.stage_index,
                  "stage_start": trainer.stage_start,
                  "stages": [s.name for s in trainer.stages], "history": trainer.history[:epochs_done],
-                 "fit_complete": False, "callbacks": {k: c.state_dict() for k, c in self.stateful().items()}, **extra}
+                 "fit_complete": False, "callbacks": {k: c.state_dict() for k, c in self.stateful().items()},
+                 "datamodule": trainer.datamodule.state_dict() if trainer.datamodule is not None else {}, **extra}
         with distributed.local_scope():
             save_checkpoint(path, trainer.task, state, variables)
 
@@ -261,6 +262,7 @@ class CheckpointConnector:
         refuse_other_shape(ckpt_path, state.get("shape"), self.shape)
         load_weights(task, path)
         resume = Resume(path, state, read_variables(path, "optimizer"), read_variables(path, "non_trainable"))
+        self.trainer.datamodule.load_state_dict(state.get("datamodule", {}))
         for key, callback in self.stateful().items():  # a stage-scoped one only within its stage
             if key in state["callbacks"] and (resume.mid_stage or not getattr(callback, "stage_scoped", False)):
                 callback.load_state_dict(state["callbacks"][key])
