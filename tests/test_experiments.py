@@ -83,6 +83,21 @@ def test_the_report_has_a_column_for_each_key_its_jobs_vary(tmp_path):
     assert "| dataset.image_size | experiment |" in (tmp_path / "report" / "report.md").read_text()  # seed: a column
 
 
+def test_the_report_names_its_machine_and_sums_up_runs_that_differ_by_seed(tmp_path):
+    cpu = {"model": "AMD EPYC", "cores": 2, "flags": ["avx2", "avx512_bf16"]}
+    for job, (precision, seed, best) in enumerate([("float32", 0, 0.6), ("float32", 1, 0.7), ("mixed_bfloat16", 0, 0.65),
+                                                  ("mixed_bfloat16", 1, 0.55)]):
+        fake_run(tmp_path, str(job), experiment="model1", seed=seed, best_val_accuracy=best)
+        provenance = tmp_path / str(job) / "provenance.json"
+        provenance.write_text(json.dumps({**json.loads(provenance.read_text()), "cpu": cpu, "precision": precision}))
+        (tmp_path / str(job) / ".hydra" / "overrides.yaml").write_text(f"- trainer.precision={precision}\n- seed={seed}\n")
+    text = write_report(tmp_path, tmp_path / "report").read_text()
+    assert "Machine: AMD EPYC, 2 cores (avx2, avx512_bf16)" in text and str(tmp_path) not in text
+    summary = text[text.index("## Over seeds"):]
+    assert "| float32 | 2 | 0 1 | 0.6500 | 0.6000 | 0.7000 |" in summary
+    assert "| mixed_bfloat16 | 2 | 0 1 | 0.6000 | 0.5500 | 0.6500 |" in summary
+
+
 def test_explore_writes_samples_counts_and_augmentation_previews(tiny_data, tmp_path):
     out, mine = tmp_path / "explore", tmp_path / "my_conf" / "augment" / "contrast.yaml"
     mine.parent.mkdir(parents=True)  # an augment option of the user's own, on Hydra's search path

@@ -11,9 +11,10 @@ import yaml
 from catdog.analysis.history import read_history
 from catdog.analysis.metrics import most_confused
 from catdog.utils.io import TEXT, printable, write_text
+from catdog.utils.run_info import describe_cpu
 from catdog.analysis.plots import grouped_bars, plt, save_figure
 
-COLUMNS = ("experiment", "model", "augment", "backend", "seed", "epochs", "best_val_accuracy", "final_val_accuracy",
+COLUMNS = ("experiment", "model", "augment", "backend", "precision", "seed", "epochs", "best_val_accuracy", "final_val_accuracy",
            "test_accuracy", "median_epoch_seconds", "train_images_per_second", "setup_seconds", "run_seconds",
            "seconds_to_0.97_val", "params_total",
            "params_trainable", "peak_rss_mb", "run")
@@ -107,6 +108,30 @@ def _heading(run: dict) -> str:
             f"{run['backend']}\n\n")
 
 
+def over_seeds(runs, axes) -> str:
+    """Runs alike but for their seed, a row per group: how many, the mean, min and max of best and test
+    accuracy, and the median of their median epochs; nothing where no two runs share a group."""
+    keys = ("experiment", "model", "augment", "backend", "precision", *axes)
+    groups = {}
+    for r in runs:
+        groups.setdefault(tuple(r.get(k) for k in keys), []).append(r)
+    if all(len(g) < 2 for g in groups.values()):
+        return ""
+    columns = [*keys, "runs", "seeds", "mean best_val_accuracy", "min best_val_accuracy", "max best_val_accuracy",
+               "mean test_accuracy", "median_epoch_seconds"]
+    rows = []
+    for key, group in groups.items():
+        best = [r["best_val_accuracy"] for r in group if r.get("best_val_accuracy") is not None]
+        tests = [r["test_accuracy"] for r in group if r.get("test_accuracy") is not None]
+        epochs = sorted(r["median_epoch_seconds"] for r in group if r.get("median_epoch_seconds") is not None)
+        rows.append({**dict(zip(keys, key)), "runs": len(group), "seeds": " ".join(str(r.get("seed")) for r in group),
+                     "mean best_val_accuracy": sum(best) / len(best) if best else None,
+                     "min best_val_accuracy": min(best, default=None), "max best_val_accuracy": max(best, default=None),
+                     "mean test_accuracy": sum(tests) / len(tests) if tests else None,
+                     "median_epoch_seconds": epochs[len(epochs) // 2] if epochs else None})
+    return "\n## Over seeds\n\n" + markdown_table(rows, columns)
+
+
 def markdown_table(rows, columns=COLUMNS) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(_cell(r.get(c), c) for c in columns) + " |" for r in rows]
@@ -148,7 +173,10 @@ def write_report(root, out=None) -> Path:
         writer = csv.DictWriter(f, columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(runs)
-    parts = [f"# Runs under `{root}`\n", markdown_table(runs, columns)]
+    shown = os.path.relpath(root) if not os.path.relpath(root).startswith("..") else Path(root).name
+    machines = sorted({describe_cpu(r["cpu"]) for r in runs if isinstance(r.get("cpu"), dict)})
+    parts = [f"# Runs under `{shown}`\n", *(f"Machine: {m}\n" for m in machines), markdown_table(runs, columns),
+             over_seeds(runs, columns[:len(columns) - len(COLUMNS)])]
     optuna = Path(root) / "optimization_results.yaml"
     if optuna.is_file():  # written by Hydra's Optuna sweeper
         result = yaml.safe_load(optuna.read_text())

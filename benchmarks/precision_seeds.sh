@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# trainer.precision float32 against mixed_bfloat16, over seeds (a Hydra multirun), on this machine.
+#   benchmarks/precision_seeds.sh [EXPERIMENTS] [SEEDS] [OVERRIDE...]   default: model1 0,1,2
+# Results go to results/precision/<machine>/ (report.md names the CPU; "Over seeds" has the means).
+# Needs CATDOG_DATA (and CATDOG_WEIGHTS for model4), as scripts/reproduce_tutorial.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+experiments=${1:-model1}
+seeds=${2:-0,1,2}
+shift $(( $# < 2 ? $# : 2 ))
+machine=$(python -c "
+from catdog.utils.run_info import cpu_info
+cpu = cpu_info()
+kind = 'amx' if 'amx_bf16' in cpu['flags'] else 'avx512_bf16' if 'avx512_bf16' in cpu['flags'] else 'avx2'
+print('-'.join(cpu['model'].lower().split()[:3]).replace('(r)', '') + '-' + kind)")
+runs=outputs/precision/$machine
+results=results/precision/$machine
+python -m catdog.train -m experiment="$experiments" seed="$seeds" trainer.precision=float32,mixed_bfloat16 "$@" \
+  trainer.verbose=2 hydra.sweep.dir="$runs"
+python -m catdog.report "$runs" > /dev/null
+rm -rf "$results" && mkdir -p "$results"
+cp "$runs"/{report.md,runs.csv,val_curves.png} "$results/"
+echo "report: $results/report.md"
