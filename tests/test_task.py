@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 
+from catdog.errors import CatdogError
 from catdog.models import build_model
 from catdog.tasks import ImageClassifier
 from catdog.tasks.focal import FocalLossClassifier
@@ -146,3 +147,21 @@ def test_a_custom_compute_loss_runs_on_jax_with_and_without_the_feature_cache(tm
                          env={"PYTHONPATH": str(TESTS)})
         assert result.returncode == 0, result.stderr[-2000:]
         assert loss_column(run)[0] > 100, cached
+
+
+def test_label_smoothing_on_integer_labels_is_keras_one_hot_smoothing():
+    import numpy as np
+
+    from catdog.tasks.losses import SparseCategoricalCrossentropy
+
+    labels, logits = np.array([0, 2, 1]), np.array([[2.0, 0.5, -1.0], [0.1, 0.2, 3.0], [1.0, 1.0, 1.0]], "float32")
+    plain = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(labels, logits)
+    assert float(SparseCategoricalCrossentropy(from_logits=True)(labels, logits)) == pytest.approx(float(plain))
+    smoothed = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.1)(np.eye(3)[labels], logits)
+    mine = SparseCategoricalCrossentropy(from_logits=True, label_smoothing=0.1)
+    assert float(mine(labels, logits)) == pytest.approx(float(smoothed)) and float(smoothed) > float(plain)
+    assert float(mine(labels[:, None], logits)) == pytest.approx(float(smoothed))  # (batch, 1) labels too
+    again = keras.losses.deserialize(keras.losses.serialize(mine))
+    assert again.label_smoothing == 0.1
+    with pytest.raises(CatdogError, match="label_smoothing=1.0"):
+        SparseCategoricalCrossentropy(label_smoothing=1.0)

@@ -2,5 +2,6 @@
 
 from catdog.tasks.classifier import ImageClassifier
 from catdog.tasks.focal import FocalLossClassifier
+from catdog.tasks.losses import SparseCategoricalCrossentropy
 
-__all__ = ["FocalLossClassifier", "ImageClassifier"]
+__all__ = ["FocalLossClassifier", "ImageClassifier", "SparseCategoricalCrossentropy"]
