@@ -148,3 +148,48 @@ def test_the_readmes_own_data_commands_compose_as_written(monkeypatch):
         with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
             compose("train", overrides=overrides)
     GlobalHydra.instance().clear()
+
+
+def doc_commands():
+    """Every `python -m catdog.<entry>` line in a bash block of the README and docs/: (file, line)."""
+    import re
+
+    root = Path(__file__).parents[1]
+    for path in [root / "README.md", *sorted((root / "docs").glob("*.md"))]:
+        for block in re.findall(r"```(?:bash|sh|console)?\n(.*?)```", path.read_text(), re.S):
+            for line in block.replace("\\\n", " ").splitlines():
+                line = line.split(" #")[0].strip()
+                if "..." not in line and re.match(r"^([A-Z_]+=\S+ )*python -m catdog\.(train|evaluate|predict|export|explore|tune|bench)\b",
+                            line):
+                    yield path.name, line
+
+
+@pytest.mark.parametrize("where,line", list(doc_commands()))
+def test_every_doc_command_works_as_written_in_bash_and_zsh(where, line):
+    """Quoted where zsh would glob (`[`, `*`, `?`) or a shell redirect, then composed by Hydra as its entry point would."""
+    import re
+    import shlex
+
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    bare = [re.sub(r"'[^']*'|\"[^\"]*\"", "", t) for t in shlex.split(line, posix=False)]
+    unquoted = [t for t in bare if any(c in t for c in "[*?<>")]
+    assert not unquoted, f"{where}: quote {unquoted} (zsh globs them, a shell redirects at < and >): {line}"
+    words = [w for w in shlex.split(os.path.expandvars(line)) if not w.startswith("$") and w != "&"]
+    words = words[words.index("python"):]  # after the environment's settings; $VARIABLES (a shell's own) left out
+    module, args = words[2], [w for w in words[3:] if w not in ("-m", "--multirun")]
+    name = module.split(".")[1]
+    overrides = [a for a in args if "=" in a]
+    if name == "tune":
+        args = args[1:]  # its subcommand
+    assert len(overrides) == len(args), f"{where}: {line}"
+    # a sweep's comma-separated values: compose its first job
+    overrides = [o.split("=", 1)[0] + "=" + o.split("=", 1)[1].split(",")[0]
+                 if "-m" in words and "[" not in o and "(" not in o else o for o in overrides]
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+            compose(name, overrides=overrides)
+    finally:
+        GlobalHydra.instance().clear()
