@@ -173,3 +173,17 @@ def test_a_class_too_small_for_a_split_is_a_warning_recorded_in_the_metrics(tmp_
     assert data.classes_missing == {"test": ["owls"]}
     assert "1 class(es) have no test image, so their test figures are not measured: owls" in caplog.text
     assert data.describe()["classes_missing"] == {"test": ["owls"]}
+
+
+def test_the_test_carved_from_validation_keeps_each_class_share(tmp_path):
+    from catdog.data.images import ImageFolder
+    from catdog.data.layouts import carve_test
+
+    labels = np.array([0] * 70 + [1] * 25 + [2] * 5)  # 100 validation files, 4 batches of 32
+    val = ImageFolder([f"{i}.jpg" for i in range(100)], labels, ["a", "b", "c"])
+    parts = carve_test(val, 0.5, 32, seed=0)  # floor(4 * 0.5) = 2 batches: 64 test images
+    test_counts = np.bincount(parts["test"].labels, minlength=3).tolist()
+    assert test_counts == [45, 16, 3] and len(parts["val"]) == 36  # 44.8, 16.0, 3.2 -> the largest remainder
+    assert not set(parts["val"].paths) & set(parts["test"].paths)
+    assert parts["test"].paths == sorted(parts["test"].paths, key=lambda p: int(p.split(".")[0]))
+    assert carve_test(val, 0.5, 32, seed=1)["test"].paths != parts["test"].paths  # the seed draws which ones

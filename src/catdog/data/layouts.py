@@ -28,11 +28,21 @@ SHARED, MISSING, UNREADABLE, UNTRAINED = ("shared_images.txt", "missing_images.t
 
 
 def carve_test(val: ImageFolder, test_fraction: float, batch_size: int, seed: int) -> dict[str, ImageFolder]:
-    """The tutorial's test set: the first floor(val_batches * test_fraction) batches of the validation files
-    shuffled by `seed`; the rest stays validation."""
-    order = np.random.default_rng(seed).permutation(len(val))
-    n_test = math.floor(math.ceil(len(val) / batch_size) * test_fraction) * batch_size
-    return {"val": val.subset(order[n_test:]), "test": val.subset(order[:n_test])}
+    """The tutorial's test set, as many images as floor(val_batches * test_fraction) whole batches, drawn from
+    each class in proportion to its share of the validation files (the largest remainders round up), shuffled
+    by `seed`; the rest stays validation, both in the original file order."""
+    n_test = min(math.floor(math.ceil(len(val) / batch_size) * test_fraction) * batch_size, len(val))
+    counts = np.bincount(val.labels, minlength=len(val.class_names))
+    quota = counts * n_test / max(len(val), 1)
+    take = np.floor(quota).astype(int)
+    for label in np.argsort(-(quota - take), kind="stable")[:n_test - take.sum()]:
+        take[label] += 1
+    rng = np.random.default_rng(seed)
+    held = np.concatenate([rng.permutation(np.flatnonzero(val.labels == label))[:take[label]]
+                           for label in range(len(counts))] or [np.zeros(0, int)]).astype(int)
+    mask = np.zeros(len(val), bool)
+    mask[held] = True
+    return {"val": val.subset(np.flatnonzero(~mask)), "test": val.subset(np.flatnonzero(mask))}
 
 
 def stratified_split(folder: ImageFolder, fraction: float, seed: int) -> tuple[ImageFolder, ImageFolder]:
