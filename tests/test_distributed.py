@@ -132,6 +132,27 @@ def test_two_processes_learn_like_one_see_each_photo_once_and_resume_from_rank_0
         assert sorted(row for rows in shards.values() for row in rows) == list(range(600))
 
 
+@pytest.mark.slow
+def test_a_run_directory_in_use_stops_every_process_of_a_run(tmp_path):
+    import fcntl
+
+    data = real_subset(tmp_path / "real", train=20, val=(10, 10))
+    run = tmp_path / "run"
+    run.mkdir()
+    with open(run / ".lock", "a+") as held:  # another catdog run writes there
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.write("pid 1")
+        held.flush()
+        results = train_processes([f"dataset.root={data}", "dataset.image_size=[32,32]", "dataset.batch_size=10",
+                                   "experiment=model3", "augment=none", "backend=jax", "trainer.verbose=0",
+                                   f"paths.cache_dir={tmp_path / 'cache'}", f"hydra.run.dir={run}"], explicit(2),
+                                  timeout=240)
+    for rank, result in enumerate(results):
+        assert result.returncode == 1, (rank, result.stdout[-3000:])
+        assert "is in use by another catdog run (pid 1)" in result.stdout, (rank, result.stdout[-3000:])
+    assert not (run / "checkpoints").exists()
+
+
 def test_sharded_batches_cover_every_row_once_padded_with_zero_weights():
     x, y = np.arange(23, dtype="float32").reshape(23, 1, 1, 1), np.arange(23) % 2
     shards = [ArrayBatches(x, y, 8, seed=3, shard=(rank, 2, 4)) for rank in (0, 1)]

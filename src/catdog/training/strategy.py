@@ -55,6 +55,20 @@ class Strategy:
                 raise CatdogError(f"The processes of one run were given different run directories ({', '.join(runs)}"
                                   " by rank): give every process the same hydra.run.dir.")
 
+    def lock_run(self, run) -> None:
+        """Rank 0 takes the run directory's lock for every process of the run: where it is refused (another run
+        writes there), every process stops with rank 0's error, none waits on the others."""
+        refused = ""
+        if self.is_global_zero:
+            try:
+                run.lock()
+            except CatdogError as exc:
+                refused = str(exc)
+        if self.processes.count > 1:
+            refused = distributed.gather_text(refused[:4000])[0]  # rank 0's answer, on every process
+        if refused:
+            raise CatdogError(refused)
+
     def check_fit(self) -> None:
         if self.left:
             raise CatdogError("This trainer's data-parallel fit is over; build a new Trainer (in new processes, for "

@@ -136,8 +136,7 @@ class Trainer:
         self._announce(datamodule)
         self.strategy.check_fit()
         self.task, self.datamodule = task, datamodule
-        if self.is_global_zero:
-            self.run.lock()
+        self.strategy.lock_run(self.run)
         try:
             resume = self.checkpointing.restore_for_fit(task, ckpt_path)
             if resume is not None:
