@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from catdog.data.loaders import array_loader
+from catdog.errors import CatdogError
 from catdog.training.feature_cache import FeatureDataModule, onnx_predict
 from catdog.tasks.loading import load_task
 from catdog.training import Trainer
@@ -73,7 +74,7 @@ def test_onnxruntime_computes_the_features_keras_does_and_its_export_is_kept_reu
         computed[runtime] = data._features("train", 1, None)[0]
     assert computed["keras"].shape == (10, 1280)
     np.testing.assert_allclose(computed["onnxruntime"], computed["keras"], atol=1e-4 * np.abs(computed["keras"]).max())
-    assert FeatureDataModule(images, features).runtime == "onnxruntime"  # auto, on TensorFlow
+    assert FeatureDataModule(images, features).runtime == "auto"  # on TensorFlow: ONNX Runtime, int8 or not
 
     (onnx_file,) = (tmp_path / "cache").glob("features-*.onnx")  # the export, kept
     loader = array_loader(images.arrays["train"][0].astype("float32"), np.zeros(10, "int32"), 4)
@@ -88,6 +89,43 @@ def test_onnxruntime_computes_the_features_keras_does_and_its_export_is_kept_reu
     np.testing.assert_array_equal(np.concatenate(list(onnx_predict(features, onnx_file)(loader))), first)
     assert exports == [1] and "unreadable ONNX file" in caplog.text
     assert onnx_file.stat().st_size > 1000  # the file is whole again
+
+
+def test_int8_features_are_used_only_after_their_check_passed_here_and_the_check_is_kept(tmp_path, monkeypatch):
+    import catdog.training.int8 as int8
+
+    features, images = small_features(), images_of(40)
+    images.arrays.update(val=images.arrays["train"], test=(images.arrays["train"][0][:0], np.zeros(0, "int32")))
+
+    def data(cache, runtime="auto"):
+        return FeatureDataModule(images, features, batch_size=4, runtime=runtime, cache_dir=tmp_path / cache)
+
+    real = data("real")  # the check as it runs on this machine, whatever it decides
+    runtime, reason = real._choose_runtime()
+    (record,) = (tmp_path / "real").glob("features-int8-*.json")
+    checked = json.loads(record.read_text())
+    assert checked["images"] == 20 and -1 <= checked["cosine_min"] <= checked["cosine_mean"] <= 1
+    assert runtime == ("onnxruntime_int8" if checked["passed"] else "onnxruntime") and reason == checked["reason"]
+
+    original_check = int8.check
+    for passed in (True, False):
+        monkeypatch.setattr(int8, "check", lambda *a, passed=passed: {**original_check(*a), "passed": passed,
+                                                                      "reason": f"forced {passed}"})
+        chosen = data(f"forced-{passed}")
+        assert chosen._choose_runtime() == ("onnxruntime_int8" if passed else "onnxruntime", f"forced {passed}")
+    monkeypatch.setattr(int8, "check", original_check)
+    with pytest.raises(CatdogError, match="onnxruntime_int8: forced False"):
+        data("forced-False", runtime="onnxruntime_int8")._features("train", 1, None)
+
+    monkeypatch.setattr(int8, "quantize", lambda *a, **k: pytest.fail("quantized again"))  # kept: model and check
+    kept = data("forced-True")
+    assert kept._choose_runtime() == ("onnxruntime_int8", "forced True")
+    kept.runtime = "onnxruntime_int8"
+    quantized = kept._features("train", 1, None)[0]
+    full = data("forced-True", runtime="onnxruntime")._features("train", 1, None)[0]
+    assert quantized.shape == full.shape and not np.array_equal(quantized, full)
+    kept.setup()  # every split cached now, in int8: auto takes them without a check
+    assert data("forced-True")._choose_runtime() == ("onnxruntime_int8", "its features are in the cache")
 
 
 def test_a_model_onnx_runtime_cannot_run_falls_back_to_keras(monkeypatch, caplog):

@@ -1,17 +1,10 @@
 """The feature cache: a training stage whose task has a frozen backbone computes the task's `features` once
 (or reads them from the cache folder) and trains the head on them, through `task.feature_task()`."""
 
-import gc
 import hashlib
 import json
 import logging
 import math
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
-import warnings
 from pathlib import Path
 
 import keras
@@ -21,9 +14,9 @@ from catdog.data.base import DataModule
 from catdog.data.cache import cached_rows
 from catdog.data.loaders import array_loader
 from catdog.errors import CatdogError
-from catdog.utils.io import atomic_path
 from catdog.models.layers import leaf_layers
-from catdog.utils.progress import Progress, working
+from catdog.training.onnx_runtime import numpy_batches, onnx_predict, session_predict
+from catdog.utils.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -33,70 +26,6 @@ def layer_configs(layers) -> list:
     return [[type(layer).__name__, {k: v for k, v in layer.get_config().items() if k != "name"}] for layer in layers]
 
 
-def onnx_predict(model, onnx_file=None):
-    """`model`'s predictions for each batch of a loader (a generator) through ONNX Runtime's CPU provider, on Keras' own ONNX export by tf2onnx
-    (`export_onnx`), 2.2-2.4x as fast as Keras for MobileNetV2 (results/feature_runtime, results/epyc).
-    `onnx_file`: where the export is kept, and read back instead of exporting when it is there."""
-    import onnxruntime
-
-    session = _cached_session(onnx_file) if onnx_file and Path(onnx_file).is_file() else None
-    if session is None:
-        with tempfile.TemporaryDirectory() as tmp:
-            exported = Path(tmp) / f"{model.name}.onnx"
-            export_onnx(model, exported)
-            session = onnxruntime.InferenceSession(str(exported), providers=["CPUExecutionProvider"])
-            if onnx_file:
-                try:
-                    with atomic_path(onnx_file) as partial:
-                        shutil.copyfile(exported, partial)
-                except (OSError, CatdogError) as exc:
-                    log.warning("Could not keep the ONNX export in %s (%s); going on without it.", onnx_file, exc)
-    name = session.get_inputs()[0].name
-
-    def predict(loader):
-        return (session.run(None, {name: x})[0] for x, _ in numpy_batches(loader))
-
-    return predict
-
-
-def export_onnx(model, path) -> None:
-    """Keras' ONNX export of `model` through tf2onnx: in this process on TensorFlow, elsewhere in a TensorFlow
-    child process from a .keras copy. JAX's own export (jax2onnx) gives a graph that ONNX Runtime ran 3x
-    slower than Keras (results/feature_runtime)."""
-    if keras.backend.backend() == "tensorflow":
-        with working("Exporting the features model to ONNX"), warnings.catch_warnings():
-            warnings.filterwarnings("ignore", "In the future `np.object`", FutureWarning)  # Keras' tf2onnx patch
-            model.export(str(path), format="onnx", verbose=False)
-        gc.collect()  # the conversion leaves about 0.6 GB of TensorFlow graphs in reference cycles
-        return
-    with tempfile.TemporaryDirectory() as tmp, working("Exporting the features model to ONNX, on TensorFlow"):
-        saved = Path(tmp) / "features.keras"
-        model.save(saved)
-        env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2"}
-        child = subprocess.run([sys.executable, "-m", "catdog.training.feature_cache", str(saved), str(path)], env=env,
-                               capture_output=True, text=True)
-    if child.returncode:
-        raise CatdogError(f"Exporting the features model to ONNX on TensorFlow failed:\n{child.stderr[-1500:]}\n"
-                          "Set trainer.feature_cache.runtime=keras to compute the features with Keras instead.")
-
-
-def numpy_batches(loader):
-    """(x, y) NumPy batches of a tf.data loader or of a PyDataset."""
-    if hasattr(loader, "as_numpy_iterator"):
-        return loader.as_numpy_iterator()
-    return (loader[i] for i in range(len(loader)))
-
-
-def _cached_session(path):
-    import onnxruntime
-
-    try:
-        return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime's exception types are not public
-        log.warning("Ignoring unreadable ONNX file %s (%s); exporting again.", path, exc)
-        return None
-
-
 class FeatureDataModule(DataModule):
     """An image data module's splits as backbone features, computed once (or read from `cache_dir`).
 
@@ -104,22 +33,61 @@ class FeatureDataModule(DataModule):
     of the training images, shuffled and batched exactly as the image pipeline does; with augmentation
     it is `views` augmented passes over the training images, and each epoch draws one epoch's worth of
     samples from that pool. `runtime`: who computes the features, Keras' predict or ONNX Runtime
-    (`onnx_predict`); auto picks ONNX Runtime on TensorFlow and JAX, and Keras on other backends.
+    (`onnx_predict`) in float32 or int8 (`catdog.training.int8`). auto picks ONNX Runtime on TensorFlow and JAX
+    (features already cached, by either; else int8 where its check passes on this machine, else float32), and
+    Keras on other backends; `runtime_reason` says why.
     """
 
     def __init__(self, images, features, views=4, batch_size=64, cache_dir=None, max_images=None, runtime="auto"):
         self.images, self.features, self.augment = images, features, images.augment
         self.runtime = resolve_runtime(runtime)
+        self.runtime_reason = "trainer.feature_cache.runtime" if runtime != "auto" else "this backend"
         self.max_images = max_images or {}  # {split: n}: only the first n images (a fast_dev_run)
         self.views = views if self.augment is not None else 1
         self.predict_batch_size, self.cache_dir = batch_size, cache_dir
         self.batch_size, self.seed = images.batch_size, images.seed
-        self.arrays, self._onnx_predict = {}, None
+        self.arrays, self._onnx_predict, self._int8 = {}, None, None
 
     def setup(self, stage=None) -> None:
-        for split in ("train", "val", "test"):
-            views, augment = (self.views, self.augment) if split == "train" else (1, None)
-            self.arrays[split] = self._features(split, views, augment)
+        if self.runtime == "auto":
+            self.runtime, self.runtime_reason = self._choose_runtime()
+        for split in SPLITS:
+            self.arrays[split] = self._features(split, *self._views(split))
+
+    def _views(self, split):
+        return (self.views, self.augment) if split == "train" else (1, None)
+
+    def _choose_runtime(self) -> tuple[str, str]:
+        """ONNX Runtime in int8 or float32: the one whose features are cached, else int8 where its check
+        passes (`catdog.training.int8`)."""
+        if self.cache_dir:
+            folder = Path(self.cache_dir).expanduser()
+            for runtime in ("onnxruntime_int8", "onnxruntime"):
+                keys = {split: self._key(split, *self._views(split), runtime) for split in SPLITS}
+                if all(not self.num_images(s) or (folder / f"features-{s}-{keys[s]}.json").is_file() for s in SPLITS):
+                    return runtime, "its features are in the cache"
+        session, result = self._int8_session()
+        return ("onnxruntime_int8" if session else "onnxruntime"), result["reason"]
+
+    def _int8_session(self):
+        """(session or None, the int8 check's result), made once."""
+        if self._int8 is None:
+            from catdog.training.int8 import int8_session
+
+            images = self.images.arrays["train"][0]
+            n = min(len(images) // 2, 128)  # calibration images, then as many others to check on
+            if not self.cache_dir:
+                self._int8 = None, {"reason": "no cache folder to keep an int8 model in"}
+            elif n < 8:
+                self._int8 = None, {"reason": "too few training images to check int8 features on"}
+            else:
+                calibration, sample = (np.asarray(images[i * n:(i + 1) * n], "float32") for i in range(2))
+                fp32 = Path(self.cache_dir).expanduser() / f"features-{self._model_key()}.onnx"
+                self._onnx_predict = self._onnx_predict or onnx_predict(self.features, fp32)
+                key = hashlib.sha256(self._model_key().encode() + calibration.tobytes()).hexdigest()[:24]
+                self._int8 = int8_session(fp32, calibration, sample, fp32.parent, key) if fp32.is_file() else (
+                    None, {"reason": "the float32 ONNX export could not be kept to quantize"})
+        return self._int8
 
     def _model_key(self) -> str:
         """The features model: its weights and its layers' configs."""
@@ -129,7 +97,7 @@ class FeatureDataModule(DataModule):
         h.update(json.dumps(layer_configs(leaf_layers(self.features)), default=str, sort_keys=True).encode())
         return h.hexdigest()[:24]
 
-    def _key(self, split, views, augment) -> str:
+    def _key(self, split, views, augment, runtime=None) -> str:
         images = self._split(split)[0]
         h = hashlib.sha256(images.fingerprint().encode() if hasattr(images, "fingerprint") else images.tobytes())
         h.update(self._model_key().encode())
@@ -140,7 +108,7 @@ class FeatureDataModule(DataModule):
         # augmented views depend on whose kernels augment: tf.data's TensorFlow, or NumPy batches' backend
         engine = None if augment is None else "tf_data" if self.images.loader == "tf_data" else keras.backend.backend()
         batch = None if augment is None else self.predict_batch_size  # augmentation draws per batch
-        h.update(json.dumps([views, self.seed, configs, engine, batch, self.runtime], default=str,
+        h.update(json.dumps([views, self.seed, configs, engine, batch, runtime or self.runtime], default=str,
                             sort_keys=True).encode())
         return h.hexdigest()[:24]
 
@@ -173,6 +141,12 @@ class FeatureDataModule(DataModule):
         """The features of each batch of `loader`, a generator."""
         if self.runtime == "keras":
             return (np.asarray(self.features.predict_on_batch(x)) for x, _ in numpy_batches(loader))
+        if self.runtime == "onnxruntime_int8":
+            session, result = self._int8_session()
+            if session is None:
+                raise CatdogError(f"trainer.feature_cache.runtime=onnxruntime_int8: {result['reason']}. "
+                                  "Use runtime=auto or onnxruntime.")
+            return session_predict(session)(loader)
         if self._onnx_predict is None:  # one export per features model, and none when every split is cached
             cache = Path(self.cache_dir).expanduser() if self.cache_dir else None
             try:
@@ -216,15 +190,16 @@ class FeatureDataModule(DataModule):
         return array_loader(x, y, self.batch_size, loader=self.images.loader, **options)
 
 
-RUNTIMES = ("auto", "keras", "onnxruntime")
+RUNTIMES = ("auto", "keras", "onnxruntime", "onnxruntime_int8")
+SPLITS = ("train", "val", "test")
 
 
 def resolve_runtime(runtime: str) -> str:
-    """auto: ONNX Runtime on TensorFlow and JAX, Keras' predict elsewhere."""
+    """auto stays auto on TensorFlow and JAX (ONNX Runtime, its precision chosen at setup), else Keras' predict."""
     if runtime not in RUNTIMES:
-        raise CatdogError(f"trainer.feature_cache.runtime={runtime!r}: must be auto, keras or onnxruntime.")
-    if runtime == "auto":
-        return "onnxruntime" if keras.backend.backend() in ("tensorflow", "jax") else "keras"
+        raise CatdogError(f"trainer.feature_cache.runtime={runtime!r}: must be one of {', '.join(RUNTIMES)}.")
+    if runtime == "auto" and keras.backend.backend() not in ("tensorflow", "jax"):
+        return "keras"
     return runtime
 
 
@@ -238,10 +213,10 @@ class FeatureCache:
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise CatdogError(f"trainer.feature_cache.{key}={value!r}: must be a positive integer.")
         if runtime not in RUNTIMES:
-            raise CatdogError(f"trainer.feature_cache.runtime={runtime!r}: must be auto, keras or onnxruntime.")
+            raise CatdogError(f"trainer.feature_cache.runtime={runtime!r}: must be one of {', '.join(RUNTIMES)}.")
         self.enabled, self.views, self.batch_size, self.cache_dir = enabled, views, batch_size, cache_dir
         self.runtime = runtime
-        self.resolved_runtime = None
+        self.resolved_runtime = self.runtime_reason = None
         self._data = {}
 
     def applies(self, task, datamodule) -> bool:
@@ -256,13 +231,8 @@ class FeatureCache:
         if key not in self._data:
             data.setup()
             self._data[key] = data
-            self.resolved_runtime = data.runtime
-            log.info("Training the head on cached features (%s; computed by %s)",
-                     f"{data.views} augmented views" if data.augment is not None else "no augmentation", data.runtime)
+            self.resolved_runtime, self.runtime_reason = data.runtime, data.runtime_reason
+            log.info("Training the head on cached features (%s; computed by %s: %s)",
+                     f"{data.views} augmented views" if data.augment is not None else "no augmentation", data.runtime,
+                     data.runtime_reason)
         return self._data[key]
-
-
-if __name__ == "__main__":  # export_onnx's child: python -m catdog.training.feature_cache MODEL.keras OUT.onnx
-    network = keras.saving.load_model(sys.argv[1])
-    network(np.zeros((1, *network.input_shape[1:]), "float32"))  # Keras exports only models that were called
-    network.export(sys.argv[2], format="onnx", verbose=False)

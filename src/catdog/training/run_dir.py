@@ -113,6 +113,7 @@ def provenance(trainer) -> dict:
             "xla_flags": os.environ.get("XLA_FLAGS", ""),
             "jax_compilation_cache_dir": home_relative(os.environ.get("JAX_COMPILATION_CACHE_DIR")),
             "feature_runtime": getattr(trainer.feature_cache, "resolved_runtime", None),
+            "feature_runtime_reason": getattr(trainer.feature_cache, "runtime_reason", None),
             "peak_rss_mb": peak_rss_mb(), "peak_rss_children_mb": peak_rss_mb(resource.RUSAGE_CHILDREN),
             "tensorflow_imported": tensorflow_imported(),
             "run_seconds": time.perf_counter() - trainer.created, "versions": package_versions(),
