@@ -8,11 +8,7 @@ cd "$(dirname "$0")/.."
 experiments=${1:-model1}
 seeds=${2:-0,1,2}
 shift $(( $# < 2 ? $# : 2 ))
-machine=$(python -c "
-from catdog.utils.run_info import cpu_info
-cpu = cpu_info()
-kind = 'amx' if 'amx_bf16' in cpu['flags'] else 'avx512_bf16' if 'avx512_bf16' in cpu['flags'] else 'avx2'
-print('-'.join(cpu['model'].lower().split()[:3]).replace('(r)', '') + '-' + kind)")
+machine=$(python -m catdog.utils.run_info)
 runs=outputs/precision/$machine
 results=results/precision/$machine
 python -m catdog.train -m experiment="$experiments" seed="$seeds" trainer.precision=float32,mixed_bfloat16 "$@" \

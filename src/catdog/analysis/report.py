@@ -108,27 +108,35 @@ def _heading(run: dict) -> str:
             f"{run['backend']}\n\n")
 
 
+def _median(values):
+    values = sorted(v for v in values if v is not None)
+    if not values:
+        return None
+    middle = len(values) // 2
+    return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
+
+
 def over_seeds(runs, axes) -> str:
     """Runs alike but for their seed, a row per group: how many, the mean, min and max of best and test
-    accuracy, and the median of their median epochs; nothing where no two runs share a group."""
+    accuracy, and the medians of their timings; nothing where no two runs share a group."""
     keys = ("experiment", "model", "augment", "backend", "precision", *axes)
     groups = {}
     for r in runs:
         groups.setdefault(tuple(r.get(k) for k in keys), []).append(r)
     if all(len(g) < 2 for g in groups.values()):
         return ""
+    timings = ("median_epoch_seconds", "seconds_to_0.97_val", "run_seconds")
     columns = [*keys, "runs", "seeds", "mean best_val_accuracy", "min best_val_accuracy", "max best_val_accuracy",
-               "mean test_accuracy", "median_epoch_seconds"]
+               "mean test_accuracy", *(f"median {t}" for t in timings)]
     rows = []
     for key, group in groups.items():
         best = [r["best_val_accuracy"] for r in group if r.get("best_val_accuracy") is not None]
         tests = [r["test_accuracy"] for r in group if r.get("test_accuracy") is not None]
-        epochs = sorted(r["median_epoch_seconds"] for r in group if r.get("median_epoch_seconds") is not None)
         rows.append({**dict(zip(keys, key)), "runs": len(group), "seeds": " ".join(str(r.get("seed")) for r in group),
                      "mean best_val_accuracy": sum(best) / len(best) if best else None,
                      "min best_val_accuracy": min(best, default=None), "max best_val_accuracy": max(best, default=None),
                      "mean test_accuracy": sum(tests) / len(tests) if tests else None,
-                     "median_epoch_seconds": epochs[len(epochs) // 2] if epochs else None})
+                     **{f"median {t}": _median([r.get(t) for r in group]) for t in timings}})
     return "\n## Over seeds\n\n" + markdown_table(rows, columns)
 
 

@@ -51,7 +51,20 @@ def describe_cpu(cpu: dict) -> str:
     return f"{cpu['model']}, {cpu['cores']} cores ({flags})"
 
 
+def machine_slug(cpu: dict | None = None) -> str:
+    """A folder name for this machine's results: the CPU model's first words and its fastest bf16 path
+    (amx, avx512_bf16 or avx2), e.g. amd-epyc-avx512_bf16."""
+    cpu = cpu or cpu_info()
+    kind = next((f for f in ("amx_bf16", "avx512_bf16") if f in cpu["flags"]), "avx2").replace("amx_bf16", "amx")
+    words = [w for w in cpu["model"].lower().replace("(r)", "").replace("(tm)", "").split() if w.isalnum()]
+    return "-".join([*words[:3], kind])
+
+
 def peak_rss_mb(who=resource.RUSAGE_SELF) -> float:
     """This process's peak resident memory, or with RUSAGE_CHILDREN its largest finished child's."""
     rss = resource.getrusage(who).ru_maxrss
     return round(rss / (1024 * 1024 if sys.platform == "darwin" else 1024), 1)
+
+
+if __name__ == "__main__":  # the benchmarks' results folder: python -m catdog.utils.run_info
+    print(machine_slug())
