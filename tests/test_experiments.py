@@ -154,6 +154,21 @@ def test_bench_runs_the_tutorials_code_then_catdog_on_each_backend(tmp_path):
     assert peer_train_images(data / "train") == 32  # 16 per class
 
 
+@pytest.mark.slow
+def test_the_quick_bench_runs_both_sides_and_names_the_machine_and_versions(tmp_path):
+    data = make_image_folders(tmp_path / "data", train=16, val=80)
+    out = tmp_path / "bench"
+    result = run_main("catdog.bench", "bench_preset=quick", "models=[cnn_small]", "image_size=32", "steps=2",
+                      "peer.experiments=[model1]", f"peer.data_root={data}", "peer.weights=unused.weights.h5",
+                      f"hydra.run.dir={out}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    bench = json.loads((out / "bench.json").read_text())
+    assert [(r["model"], r["backend"]) for r in bench["steps"]] == [("cnn_small", "tensorflow"), ("cnn_small", "jax")]
+    assert [(r["experiment"], r["catdog_backend"], r["epochs"]) for r in bench["peer"]] == [("model1", "tensorflow", 1)]
+    text = (out / "bench.md").read_text()
+    assert f"On {bench['cpu']['model']}" in text and f"keras {bench['versions']['keras']}" in text
+
+
 def test_bench_reads_the_tutorials_count_of_training_images(tmp_path):
     data = make_image_folders(tmp_path / "data", train=6, val=2)
     (data / "train" / "cats" / "notes.txt").write_text("not an image")

@@ -16,7 +16,7 @@ from catdog.analysis.history import read_history, seconds_to
 from catdog.utils.io import write_json, write_text
 from catdog.analysis.plots import grouped_bars, plt, save_figure
 from catdog.analysis.report import markdown_table, read_run
-from catdog.utils.run_info import cpu_info, describe_cpu
+from catdog.utils.run_info import cpu_info, describe_cpu, package_versions
 
 log = logging.getLogger("catdog.bench")
 # benchmarks/ (the tutorial's pipeline) is in a source checkout, two levels above src/catdog/
@@ -177,10 +177,11 @@ def run_bench(cfg: DictConfig) -> dict:
                               "(or CATDOG_DATA and CATDOG_WEIGHTS); set peer.enabled=false to skip it.")
         for experiment in cfg.peer.experiments:
             peers += peer_comparison(experiment, cfg, out, progress)
-    cpu = cpu_info()
-    result = {"cpu": cpu, "steps": steps, "peer": peers}
+    cpu, versions = cpu_info(), package_versions()
+    result = {"cpu": cpu, "versions": versions, "steps": steps, "peer": peers}
     write_json(out / "bench.json", result)
-    text = f"# catdog.bench\n\nOn {describe_cpu(cpu)}.\n"
+    text = (f"# catdog.bench\n\nOn {describe_cpu(cpu)}; "
+            + ", ".join(f"{k} {v}" for k, v in versions.items()) + ".\n")
     if steps:
         text += "\n## Step times (fresh process per row)\n\n" + markdown_table(steps, STEP_COLUMNS)
     if peers:
