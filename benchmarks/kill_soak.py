@@ -1,11 +1,17 @@
-"""Kill soak: one small 10-epoch run, killed with SIGKILL at random moments and resumed each time.
+"""Kill soak: runs killed with SIGKILL at random moments and started again, in four phases.
 
-    python benchmarks/kill_soak.py [--kills 20] [--out results/kill_soak]
+    python benchmarks/kill_soak.py [--phases train,decode,features,sweep] [--kills 20] [--out results/kill_soak]
 
-Each kill lands at a random moment, or right when a checkpoint or cache temporary appears (a write in
-progress). After every kill, every checkpoint, cache and JSON file is opened. At the end, the history must
-hold each epoch exactly once, and the final validation loss must be within a stated tolerance of an
-uninterrupted run with the same seed. Writes `result.json` and `report.md` to --out.
+- train: one small 10-epoch run, killed at random moments or right when a checkpoint or cache temporary
+  appears (a write in progress), and resumed each time. At the end the history must hold each epoch exactly
+  once, and each validation loss must be within a stated tolerance of an uninterrupted run with the same seed.
+- decode: the first run on new images, killed while it decodes them into the cache, then run again.
+- features: model=mobilenet (random weights, augmented views), killed during its feature pass, then again.
+- sweep: a 4-job Hydra multirun killed at random moments, then the same command again until every job is
+  done; each job's history must match an uninterrupted sweep's.
+
+After every kill, every checkpoint, cache and JSON file is opened. The decode and feature caches left in the
+end must equal an uninterrupted run's, byte for byte. Writes `result.json` and `report.md` to --out.
 """
 
 import argparse
@@ -42,12 +48,17 @@ def make_images(root: Path, per_class=600, seed=0):
                 Image.fromarray(img).save(folder / f"{name}.{i}.jpg")
 
 
-def command(data, cache, run, ckpt=False):
+def command(data, cache, run, ckpt=False, epochs=EPOCHS, extra=()):
     args = [sys.executable, "-m", "catdog.train", "experiment=model3", "augment=none", f"dataset.root={data}",
-            "dataset.image_size=[64,64]", "dataset.batch_size=8", f"trainer.max_epochs={EPOCHS}",
-            "model.optimizer.learning_rate=1e-4",
-            "trainer.verbose=0", f"paths.cache_dir={cache}"]
+            "dataset.image_size=[64,64]", "dataset.batch_size=8", f"trainer.max_epochs={epochs}",
+            "model.optimizer.learning_rate=1e-4", "trainer.precision=float32",
+            "trainer.verbose=0", f"paths.cache_dir={cache}", *extra]
     return args + ([f"ckpt_path={run}"] if ckpt else [f"hydra.run.dir={run}"])
+
+
+FEATURES = ["model=mobilenet", "augment=flip", "model.backbone.weights=null", "model.backbone.alpha=0.35",
+            "trainer.feature_cache.runtime=onnxruntime", "trainer.feature_cache.views=8"]
+SWEEP = ["seed=0,1,2,3"]
 
 
 def temporaries(run: Path, cache: Path) -> set:
@@ -87,19 +98,8 @@ def history(run: Path):
         return [(int(r["epoch"]), float(r["val_loss"])) for r in csv.DictReader(f)]
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--kills", type=int, default=20)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default="results/kill_soak")
-    args = parser.parse_args()
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    rng = random.Random(args.seed)
-    work = Path(tempfile.mkdtemp(prefix="kill_soak-"))
-    data, cache, run = work / "data", work / "cache", work / "run"
-    make_images(data)
-    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+def soak_train(args, rng, work, data, env):
+    cache, run = work / "cache", work / "run"
     kills, log, truncated, started = 0, [], [], time.time()
     while kills < args.kills:
         resume = (run / "checkpoints" / "last.keras").is_file()
@@ -139,7 +139,7 @@ def main():
     soaked, plain = history(run), history(straight)
     epochs = [e for e, _ in soaked]
     rel = max(abs(a - b) / max(abs(b), 1e-8) for (_, a), (_, b) in zip(soaked, plain))
-    result = {
+    return {
         "kills": kills, "kills_during_a_write": sum(1 for e in log if e.get("kill") and e["mode"] != "random"),
         "files_found_truncated": len(truncated), "truncated": truncated,
         "epochs_once_each": epochs == list(range(EPOCHS)),
@@ -148,18 +148,148 @@ def main():
         "max_relative_val_loss_difference": rel, "tolerance": TOLERANCE, "within_tolerance": rel <= TOLERANCE,
         "final_val_loss": {"soaked": soaked[-1][1], "uninterrupted": plain[-1][1]},
         "seconds": time.time() - started, "log": log,
+        "passed": epochs == list(range(EPOCHS)) and not truncated and rel <= TOLERANCE,
     }
+
+
+def kill_when_writing(cmd, env, watch, rng, limit=300):
+    """Start `cmd`; SIGKILL it a random 0-2 s after a temporary appears in `watch()` (a write in progress),
+    or let it end. True if it was killed."""
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    left_over, deadline = watch(), time.time() + limit
+    while proc.poll() is None and time.time() < deadline and not (watch() - left_over):
+        time.sleep(0.005)
+    if proc.poll() is None:
+        time.sleep(rng.uniform(0, 2))
+    if proc.poll() is not None:
+        return False
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return True
+
+
+def same_files(a: Path, b: Path, pattern) -> bool:
+    """The .npy caches `pattern` names in folders `a` and `b`, by kind (`features-train`, ...; a key in a name
+    depends on where its inputs sit): the same kinds, the same arrays."""
+    def kinds(folder):
+        return {p.name.rsplit("-", 1)[0]: p for p in folder.glob(pattern)}
+
+    ours, theirs = kinds(a), kinds(b)
+    return bool(ours) and ours.keys() == theirs.keys() and all(
+        np.array_equal(np.load(ours[k]), np.load(theirs[k])) for k in ours)
+
+
+def soak_cache(args, rng, work, data, env, name, extra):
+    """Kill the first run while it writes `name` caches, `args.kills` times (fresh runs, the cache kept), then
+    finish; the caches must equal an uninterrupted run's."""
+    cache, runs, log, truncated, started = work / f"{name}-cache", work / f"{name}-runs", [], [], time.time()
+    pattern = f"{'images' if name == 'decode' else 'features'}-*.npy"
+    writes = "images" if name == "decode" else "features"  # the temporaries whose write a kill should cut
+    kills = 0
+    for attempt in range(args.kills * 3):
+        if kills == args.kills or any(cache.glob(pattern)) and name == "decode":
+            break
+        run = runs / str(attempt)
+        if kill_when_writing(command(data, cache, run, epochs=1, extra=extra), env,
+                             lambda: {p for p in cache.glob(".*.tmp") if writes in p.name}, rng):
+            kills += 1
+            bad = truncated_files(run, cache)
+            truncated += bad
+            log.append({"kill": kills, "cached": sorted(p.name for p in cache.glob(pattern)), "truncated": bad})
+            print(json.dumps({"phase": name, **log[-1]}), flush=True)
+    final = subprocess.run(command(data, cache, runs / "final", epochs=1, extra=extra), env=env,
+                           capture_output=True, text=True)
+    reference_cache = work / f"{name}-reference-cache"
+    reference = subprocess.run(command(data, reference_cache, work / f"{name}-reference", epochs=1, extra=extra),
+                               env=env, capture_output=True, text=True)
+    equal = same_files(cache, reference_cache, pattern)
+    return {"kills": kills, "files_found_truncated": len(truncated), "truncated": truncated,
+            "rerun_completes": final.returncode == 0, "cache_equals_uninterrupted": equal,
+            "seconds": time.time() - started, "log": log,
+            "passed": final.returncode == 0 and reference.returncode == 0 and equal and not truncated}
+
+
+def soak_sweep(args, rng, work, data, env):
+    """A 4-job multirun killed at random moments, then run again until every job has its metrics."""
+    cache, sweep, log, started = work / "sweep-cache", work / "sweep", [], time.time()
+    cmd = command(data, cache, sweep, epochs=3, extra=SWEEP)
+    cmd = [*cmd[:3], "-m", *[c.replace("hydra.run.dir=", "hydra.sweep.dir=") for c in cmd[3:]]]
+    kills = 0
+    for _ in range(args.kills * 3):
+        if kills == args.kills:
+            break
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+        deadline = time.time() + rng.uniform(5, 40)
+        while proc.poll() is None and time.time() < deadline:
+            time.sleep(0.1)
+        if proc.poll() is not None:
+            log.append({"kill": None, "note": f"the sweep ended with {proc.returncode} before the kill"})
+            break
+        os.killpg(proc.pid, signal.SIGKILL)  # the launcher and any job process it started
+        proc.wait()
+        kills += 1
+        done = sorted(p.parent.name for p in sweep.glob("*/metrics.json"))
+        log.append({"kill": kills, "jobs_done": done})
+        print(json.dumps({"phase": "sweep", **log[-1]}), flush=True)
+    reruns = 0
+    while len(list(sweep.glob("*/metrics.json"))) < 4 and reruns < 5:
+        reruns += 1
+        final = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        log.append({"rerun": reruns, "returncode": final.returncode, "stderr": final.stderr[-500:]})
+    reference = work / "sweep-reference"
+    ref_cmd = [c.replace(str(sweep), str(reference)) for c in cmd]
+    subprocess.run(ref_cmd, env=env, capture_output=True, text=True)
+    jobs = [str(n) for n in range(4)]
+    once = all([e for e, _ in history(sweep / j)] == [0, 1, 2] for j in jobs if (sweep / j / "history.csv").is_file())
+    rel = max((abs(a - b) / max(abs(b), 1e-8) for j in jobs if (sweep / j / "history.csv").is_file()
+               for (_, a), (_, b) in zip(history(sweep / j), history(reference / j))), default=float("inf"))
+    finished = all((sweep / j / "metrics.json").is_file() for j in jobs)
+    return {"kills": kills, "reruns": reruns, "every_job_finished": finished, "epochs_once_each": once,
+            "max_relative_val_loss_difference": rel, "tolerance": TOLERANCE, "seconds": time.time() - started,
+            "log": log, "passed": finished and once and rel <= TOLERANCE}
+
+
+PHASES = {"train": soak_train,
+          "decode": lambda *a: soak_cache(*a, "decode", ()),
+          "features": lambda *a: soak_cache(*a, "features", FEATURES),
+          "sweep": soak_sweep}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--phases", default=",".join(PHASES))
+    parser.add_argument("--kills", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="results/kill_soak")
+    args = parser.parse_args()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    rng = random.Random(args.seed)
+    work = Path(tempfile.mkdtemp(prefix="kill_soak-"))
+    data = work / "data"
+    make_images(data)
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    results = {}
+    for phase in args.phases.split(","):
+        results[phase] = PHASES[phase](args, rng, work, data, env)
+        print(json.dumps({phase: {k: v for k, v in results[phase].items() if k != "log"}}), flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / "result.json").write_text(json.dumps(results, indent=2) + "\n")
+    rows = [f"| {phase} | {r['kills']} | {r.get('files_found_truncated', 0)} | "
+            f"{r.get('epochs_once_each', r.get('cache_equals_uninterrupted'))} | "
+            f"{r.get('max_relative_val_loss_difference', 0.0):.2e} | {r['passed']} |" for phase, r in results.items()]
     (out / "report.md").write_text(
-        f"# Kill soak (`python benchmarks/kill_soak.py --kills {args.kills}`)\n\n"
-        f"| kills | during a write | files found truncated | each epoch once | best.keras loads after every kill "
-        f"| max relative val_loss difference vs uninterrupted (tolerance {TOLERANCE}) |\n|---|---|---|---|---|---|\n"
-        f"| {kills} | {result['kills_during_a_write']} | {len(truncated)} | {result['epochs_once_each']} | "
-        f"{result['best_keras_loadable_after_every_kill']} | {rel:.2e} |\n")
-    print(json.dumps({k: v for k, v in result.items() if k != "log"}, indent=2))
-    return 0 if (result["epochs_once_each"] and not truncated and result["within_tolerance"]) else 1
+        f"# Kill soak (`python benchmarks/kill_soak.py --phases {args.phases} --kills {args.kills}`)\n\n"
+        "train: each epoch once and the losses of an uninterrupted run; decode and features: the cache files "
+        "equal an uninterrupted run's; sweep: every job finished, each epoch once, an uninterrupted sweep's "
+        f"losses (tolerance {TOLERANCE}, relative).\n\n"
+        "| phase | kills | files found truncated | each epoch once / cache equal | max relative val_loss "
+        "difference | passed |\n|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n")
+    print(json.dumps({k: {kk: vv for kk, vv in v.items() if kk != "log"} for k, v in results.items()}, indent=2))
+    return 0 if all(r["passed"] for r in results.values()) else 1
 
 
 if __name__ == "__main__":
