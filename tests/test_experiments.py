@@ -90,10 +90,12 @@ def test_the_report_names_its_machine_and_sums_up_runs_that_differ_by_seed(tmp_p
         fake_run(tmp_path, str(job), experiment="model1", seed=seed, best_val_accuracy=best)
         provenance = tmp_path / str(job) / "provenance.json"
         provenance.write_text(json.dumps({**json.loads(provenance.read_text()), "cpu": cpu, "precision": precision}))
-        (tmp_path / str(job) / ".hydra" / "overrides.yaml").write_text(f"- trainer.precision={precision}\n- seed={seed}\n")
+        (tmp_path / str(job) / ".hydra" / "overrides.yaml").write_text(
+            f"- trainer.precision={precision}\n- seed={seed}\n- paths.cache_dir=cache-{job}\n")
     text = write_report(tmp_path, tmp_path / "report").read_text()
     assert "Machine: AMD EPYC, 2 cores (avx2, avx512_bf16)" in text and str(tmp_path) not in text
     summary = text[text.index("## Over seeds"):]
+    assert "paths.cache_dir" not in text  # where a run writes is no axis
     assert "| float32 | 2 | 0 1 | 0.6500 | 0.6000 | 0.7000 |" in summary
     assert "| mixed_bfloat16 | 2 | 0 1 | 0.6000 | 0.5500 | 0.6500 |" in summary
 

@@ -18,6 +18,7 @@ COLUMNS = ("experiment", "model", "augment", "backend", "precision", "seed", "ep
            "test_accuracy", "median_epoch_seconds", "train_images_per_second", "setup_seconds", "run_seconds",
            "seconds_to_0.97_val", "params_total",
            "params_trainable", "peak_rss_mb", "run")
+WHERE = ("paths.", "hydra.")  # overrides that say where a run writes, not what it is: never a sweep's axis
 PER_CLASS = ("precision", "recall", "f1", "support")  # the figures of each class in val_per_class, test_per_class
 
 
@@ -60,7 +61,7 @@ def read_overrides(run_dir) -> dict:
 
 def varying_keys(runs) -> list[str]:
     """The override keys whose values differ across `runs` (a sweep's axes), each run's value in its record."""
-    keys = sorted({k for r in runs for k in r.get("overrides", {})})
+    keys = sorted({k for r in runs for k in r.get("overrides", {}) if not k.startswith(WHERE)})
     varying = [k for k in keys if len({r.get("overrides", {}).get(k) for r in runs}) > 1]
     for r in runs:
         r.update({k: r.get("overrides", {}).get(k) for k in varying if k not in COLUMNS})
