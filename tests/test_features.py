@@ -104,7 +104,7 @@ def test_int8_features_are_used_only_after_their_check_passed_here_and_the_check
     runtime, reason = real._choose_runtime()
     (record,) = (tmp_path / "real").glob("features-int8-*.json")
     checked = json.loads(record.read_text())
-    assert checked["images"] == 20 and -1 <= checked["cosine_min"] <= checked["cosine_mean"] <= 1
+    assert checked["images"] == 24 and -1 <= checked["cosine_min"] <= checked["cosine_mean"] <= 1
     assert runtime == ("onnxruntime_int8" if checked["passed"] else "onnxruntime") and reason == checked["reason"]
 
     original_check = int8.check

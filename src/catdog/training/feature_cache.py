@@ -72,20 +72,23 @@ class FeatureDataModule(DataModule):
     def _int8_session(self):
         """(session or None, the int8 check's result), made once."""
         if self._int8 is None:
-            from catdog.training.int8 import int8_session
+            from catdog.training import int8
 
             images = self.images.arrays["train"][0]
-            n = min(len(images) // 2, 128)  # calibration images, then as many others to check on
+            # 16 calibration images (ONNX Runtime keeps every activation of every one: about 30 MB an image for
+            # MobileNetV2 at 160 px), then up to 128 others to check on
+            n = min(len(images) // 2, int8.CALIBRATION_IMAGES)
             if not self.cache_dir:
                 self._int8 = None, {"reason": "no cache folder to keep an int8 model in"}
             elif n < 8:
                 self._int8 = None, {"reason": "too few training images to check int8 features on"}
             else:
-                calibration, sample = (np.asarray(images[i * n:(i + 1) * n], "float32") for i in range(2))
+                calibration = np.asarray(images[:n], "float32")
+                sample = np.asarray(images[n:n + int8.CHECK_IMAGES], "float32")
                 fp32 = Path(self.cache_dir).expanduser() / f"features-{self._model_key()}.onnx"
                 self._onnx_predict = self._onnx_predict or onnx_predict(self.features, fp32)
                 key = hashlib.sha256(self._model_key().encode() + calibration.tobytes()).hexdigest()[:24]
-                self._int8 = int8_session(fp32, calibration, sample, fp32.parent, key) if fp32.is_file() else (
+                self._int8 = int8.int8_session(fp32, calibration, sample, fp32.parent, key) if fp32.is_file() else (
                     None, {"reason": "the float32 ONNX export could not be kept to quantize"})
         return self._int8
 
