@@ -130,26 +130,6 @@ def test_the_finetune_walkthrough_commands_compose_as_written():
     GlobalHydra.instance().clear()
 
 
-def test_the_readmes_own_data_commands_compose_as_written(monkeypatch):
-    """The README's `dataset=folder` commands, with the shell's expansion of $HOME, composed by Hydra."""
-    import os
-    import re
-    import shlex
-
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    text = (Path(__file__).parents[1] / "README.md").read_text()
-    lines = [line.split("#")[0] for line in re.findall(r"^python -m catdog\.train dataset=folder.*$", text, re.M)]
-    assert len(lines) == 4
-    for line in lines:
-        overrides = shlex.split(os.path.expandvars(line))[3:]
-        GlobalHydra.instance().clear()
-        with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-            compose("train", overrides=overrides)
-    GlobalHydra.instance().clear()
-
-
 def doc_commands():
     """Every `python -m catdog.<entry>` line in a bash block of the README and docs/: (file, line)."""
     import re
