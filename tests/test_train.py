@@ -476,3 +476,43 @@ def test_a_runs_provenance_names_no_home_directory(monkeypatch, tmp_path):
     assert home_relative(str(tmp_path / ".cache" / "jax")) == "~/.cache/jax"
     assert home_relative("/srv/cache") == "/srv/cache" and home_relative(None) is None
     assert home_relative(str(tmp_path) + "-other/x") == str(tmp_path) + "-other/x"
+
+
+def test_the_readmes_quickstart_trains_on_a_photos_folder_and_predicts(tmp_path, monkeypatch):
+    """The README's three commands as written (the install aside), with $HOME a fresh folder of photos, a
+    local MobileNetV2 weights file (random: no download here) and fast_dev_run appended to stay short."""
+    import os
+    import re
+    import shlex
+
+    import keras
+    import numpy as np
+
+    from helpers import make_image
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    block = readme[readme.index("## Quickstart"):].split("```bash\n")[1].split("```")[0]
+    install, train_line, predict_line = [line.split("  #")[0].strip() for line in block.strip().splitlines()]
+    assert install.startswith("pip install -e .")
+    rng = np.random.default_rng(0)
+    for label, name in enumerate(("cats", "dogs")):
+        (tmp_path / "photos" / name).mkdir(parents=True)
+        for i in range(10):
+            make_image(tmp_path / "photos" / name / f"{i}.jpg", label, rng)
+    make_image(tmp_path / "new_photo.jpg", 1, rng)
+    weights = tmp_path / "mobilenet_v2.weights.h5"
+    keras.applications.MobileNetV2(input_shape=(160, 160, 3), include_top=False, weights=None).save_weights(weights)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("CATDOG_WEIGHTS", str(weights))
+    monkeypatch.setenv("CATDOG_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+
+    train_args = shlex.split(os.path.expandvars(train_line))[3:]
+    result = run_main("catdog.train", *train_args, "trainer.fast_dev_run=1", "trainer.verbose=0")
+    assert result.returncode == 0, result.stdout[-2000:]
+    (run,) = (tmp_path / "outputs" / "train" / "runs").iterdir()
+    predict_args = shlex.split(re.sub(r"outputs/train/runs/RUN", f"outputs/train/runs/{run.name}", predict_line))[3:]
+    result = run_main("catdog.predict", *predict_args)
+    assert result.returncode == 0, result.stdout[-2000:]
+    (predictions,) = tmp_path.glob("outputs/predict/runs/*/predictions.csv")
+    assert "new_photo.jpg" in predictions.read_text()
