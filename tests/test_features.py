@@ -124,6 +124,12 @@ def test_int8_features_are_used_only_after_their_check_passed_here_and_the_check
     quantized = kept._features("train", 1, None)[0]
     full = data("forced-True", runtime="onnxruntime")._features("train", 1, None)[0]
     assert quantized.shape == full.shape and not np.array_equal(quantized, full)
+    (model,) = (tmp_path / "forced-True").glob("features-int8-*.onnx")
+    model.write_bytes(b"cut short")  # a damaged int8 model is made again, its check kept
+    monkeypatch.undo()
+    monkeypatch.setattr(int8, "check", lambda *a: pytest.fail("checked again"))
+    again = data("forced-True")
+    assert again._choose_runtime() == ("onnxruntime_int8", "forced True") and model.stat().st_size > 1000
     kept.setup()  # every split cached now, in int8: auto takes them without a check
     assert data("forced-True")._choose_runtime() == ("onnxruntime_int8", "its features are in the cache")
 

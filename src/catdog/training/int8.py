@@ -89,11 +89,18 @@ def int8_session(fp32_file, calibration, images, cache_dir, key):
     if result is not None and not result["passed"]:
         return None, result
     fp32 = onnxruntime.InferenceSession(str(fp32_file), providers=["CPUExecutionProvider"])
+    session = None
+    if result is not None and model.is_file():
+        try:
+            session = onnxruntime.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime's exception types are not public
+            log.warning("Ignoring the unreadable int8 model %s (%s); quantizing again.", model,
+                        str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__)
     try:
-        if result is None or not model.is_file():
+        if session is None:
             with working(f"Quantizing the features model to int8 ({len(calibration)} calibration images)"):
                 quantize(fp32_file, model, calibration)
-        session = onnxruntime.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+            session = onnxruntime.InferenceSession(str(model), providers=["CPUExecutionProvider"])
     except (CatdogError, OSError) as exc:
         return None, {"passed": False, "reason": f"int8 could not be made ({type(exc).__name__}: {exc})"}
     except Exception as exc:  # ONNX Runtime's quantization raises many types for graphs it cannot take
