@@ -30,7 +30,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-import catdog  # noqa: F401  (registers catdog's task classes once Keras is imported, as a user does)
 
 EPOCHS = 10
 TOLERANCE = 1e-3  # relative, on each epoch's validation loss: the run resumes as if never interrupted
@@ -69,6 +68,8 @@ def temporaries(run: Path, cache: Path) -> set:
 def truncated_files(run: Path, cache: Path) -> list[str]:
     """Files that exist under their final name but do not open whole."""
     import keras
+
+    from catdog import ImageClassifier  # noqa: F401  (registers catdog's classes with Keras, as a user's import does)
 
     bad = []
     for path in (p for p in run.glob("checkpoints/*.keras") if not p.name.startswith(".")):
