@@ -3,6 +3,7 @@ features, then fine-tuning), saves and reloads; its preprocessing is Keras' own;
 from a local server."""
 
 import json
+import re
 from pathlib import Path
 
 import keras
@@ -111,7 +112,8 @@ def test_imagenet_weights_are_keras_own_file_downloaded_once(server, tmp_path): 
 def test_weights_that_cannot_be_had_name_model_weights(tmp_path):
     offline = ["model.backbone=MobileNetV3Small", "model.weights=imagenet", f"model.weights_url={closed_port_url()}",
                f"model.download_dir={tmp_path}"]
-    with pytest.raises(CatdogError, match="offline, set model.weights to a local copy of weights_mobilenet_v3_small"):
+    with pytest.raises(CatdogError, match=f"put it in {re.escape(str(tmp_path))}/models/ .*or set model.weights to a "
+                                          "local copy of weights_mobilenet_v3_small"):
         build_model("transfer", (32, 32), 2, offline)
     with pytest.raises(CatdogError, match="model.weights=.*absent.h5: no such file"):
         build_model("transfer", (32, 32), 2, ["model.backbone=ResNet50V2", f"model.weights={tmp_path / 'absent.h5'}"])
@@ -151,3 +153,11 @@ def test_a_stage_can_unfreeze_a_fraction_and_follow_a_cosine_with_warm_up():
         Stage("both", 2, unfreeze_backbone_layers=3, unfreeze_backbone_fraction=0.5)
     with pytest.raises(CatdogError, match="warmup_epochs"):
         Stage("warm", 2, schedule="cosine", warmup_epochs=2)
+
+
+def test_the_offline_table_names_keras_own_file_and_url_for_every_backbone():
+    from catdog.models.transfer import BACKBONES, imagenet_url
+
+    text = (Path(__file__).parents[1] / "docs" / "backbones.md").read_text()
+    for name in BACKBONES:
+        assert f"| `{name}` | {imagenet_url(name, (160, 160, 3))} |" in text, name

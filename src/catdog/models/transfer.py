@@ -10,6 +10,7 @@ export that computes the feature cache, and the layer has no weights, so Keras' 
 
 import functools
 import inspect
+import os
 from pathlib import Path
 
 import keras
@@ -82,6 +83,12 @@ def weights_file(name, input_shape, **kwargs) -> str:
     return file.format(name=inspect.signature(getattr(keras.applications, name)).parameters["name"].default)
 
 
+def imagenet_url(name, input_shape, weights_url=None, **kwargs) -> str:
+    """Where Keras' own no-top ImageNet file for `name` at `input_shape` is (or `weights_url`, a mirror)."""
+    return (weights_url or KERAS_WEIGHTS + family(name)[0]).rstrip("/") + "/" + weights_file(name, input_shape,
+                                                                                            **kwargs)
+
+
 def preprocessing(backbone):
     """`backbone`'s input preprocessing as a Rescaling layer; None where the application keeps its own."""
     mode = family(backbone)[2]
@@ -99,18 +106,19 @@ def application(input_shape, name="MobileNetV2", weights="imagenet", weights_url
     imagenet (Keras' own no-top file, downloaded once from `weights_url`, by default Keras' URL, into
     `download_dir`/models, by default Keras' cache), a .h5/.weights.h5 file, or None (random). `setting`: the
     config key of `weights`, for messages."""
-    folder, _, mode = family(name)
+    mode = family(name)[2]
     input_shape = tuple(input_shape)
     if weights == "imagenet":
-        fname = weights_file(name, input_shape, **kwargs)
-        url = (weights_url or KERAS_WEIGHTS + folder).rstrip("/") + "/" + fname
+        fname, url = weights_file(name, input_shape, **kwargs), imagenet_url(name, input_shape, weights_url, **kwargs)
         if download_dir:  # Keras falls back to /tmp/.keras for a folder that does not exist yet
             Path(download_dir).expanduser().mkdir(parents=True, exist_ok=True)
+        cache = Path(download_dir or os.environ.get("KERAS_HOME") or "~/.keras").expanduser() / "models"
         try:
             weights = keras.utils.get_file(fname, url, cache_dir=download_dir, cache_subdir="models")
         except Exception as exc:
             raise CatdogError(f"Could not download the {name} ImageNet weights from {url} ({exc}). If this machine "
-                              f"is offline, set {setting} to a local copy of {fname}.") from exc
+                              f"is offline, fetch that file elsewhere and either put it in {cache}/ (where Keras "
+                              f"keeps its downloads) or set {setting} to a local copy of {fname}.") from exc
     elif weights is not None and not Path(weights).expanduser().is_file():
         raise CatdogError(f"{setting}={weights}: no such file. Use imagenet (download), a {name} no-top "
                           ".h5/.weights.h5 file, or null for random initialisation.")
