@@ -134,7 +134,7 @@ def test_int8_features_are_used_only_after_their_check_passed_here_and_the_check
     assert data("forced-True")._choose_runtime() == ("onnxruntime_int8", "its features are in the cache")
 
 
-def test_a_model_onnx_runtime_cannot_run_falls_back_to_keras(monkeypatch, caplog):
+def test_a_model_onnx_runtime_cannot_run_falls_back_to_keras(monkeypatch, caplog, tmp_path):
     import catdog.training.feature_cache
 
     def unconvertible(*args, **kwargs):
@@ -147,6 +147,11 @@ def test_a_model_onnx_runtime_cannot_run_falls_back_to_keras(monkeypatch, caplog
     keras_data = FeatureDataModule(images, features, batch_size=4, runtime="keras")
     np.testing.assert_allclose(computed, keras_data._features("train", 1, None)[0], rtol=1e-6)
     assert data.runtime == "keras" and "computing the features with Keras" in caplog.text
+    more = images_of(20)
+    more.arrays.update(val=more.arrays["train"], test=more.arrays["train"])
+    chosen = FeatureDataModule(more, features, batch_size=4, runtime="auto", cache_dir=tmp_path / "cache")
+    runtime, reason = chosen._choose_runtime()  # auto: no int8 either, and Keras at once
+    assert runtime == "keras" and "ONNX Runtime cannot run this features model (RuntimeError" in reason
 
 
 @pytest.mark.slow

@@ -67,7 +67,7 @@ class FeatureDataModule(DataModule):
                 if all(not self.num_images(s) or (folder / f"features-{s}-{keys[s]}.json").is_file() for s in SPLITS):
                     return runtime, "its features are in the cache"
         session, result = self._int8_session()
-        return ("onnxruntime_int8" if session else "onnxruntime"), result["reason"]
+        return ("onnxruntime_int8" if session else result.get("runtime", "onnxruntime")), result["reason"]
 
     def _int8_session(self):
         """(session or None, the int8 check's result), made once."""
@@ -86,7 +86,12 @@ class FeatureDataModule(DataModule):
                 calibration = np.asarray(images[:n], "float32")
                 sample = np.asarray(images[n:n + int8.CHECK_IMAGES], "float32")
                 fp32 = Path(self.cache_dir).expanduser() / f"features-{self._model_key()}.onnx"
-                self._onnx_predict = self._onnx_predict or onnx_predict(self.features, fp32)
+                try:
+                    self._onnx_predict = self._onnx_predict or onnx_predict(self.features, fp32)
+                except Exception as exc:  # tf2onnx and ONNX Runtime raise many types (e.g. ConvNeXt's grouped convs)
+                    self._int8 = None, {"runtime": "keras", "reason": "ONNX Runtime cannot run this features model "
+                                        f"({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''})"}
+                    return self._int8
                 key = hashlib.sha256(self._model_key().encode() + calibration.tobytes()).hexdigest()[:24]
                 self._int8 = int8.int8_session(fp32, calibration, sample, fp32.parent, key) if fp32.is_file() else (
                     None, {"reason": "the float32 ONNX export could not be kept to quantize"})
