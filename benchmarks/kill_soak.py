@@ -5,8 +5,9 @@
 - train: one small 10-epoch run, killed at random moments or right when a checkpoint or cache temporary
   appears (a write in progress), and resumed each time. At the end the history must hold each epoch exactly
   once, and each validation loss must be within a stated tolerance of an uninterrupted run with the same seed.
-- decode: the first run on new images, killed while it decodes them into the cache, then run again.
+- decode: a first run on new images, killed while it decodes them into an empty cache, then run again.
 - features: model=mobilenet (random weights, augmented views), killed during its feature pass, then again.
+  Each of these two runs its rounds on a cache folder of its own.
 - sweep: a 4-job Hydra multirun killed at random moments, then the same command again until every job is
   done; each job's history must match an uninterrupted sweep's.
 
@@ -153,16 +154,16 @@ def soak_train(args, rng, work, data, env):
     }
 
 
-def kill_when_writing(cmd, env, watch, rng, limit=300):
-    """Start `cmd`; SIGKILL it a random 0-2 s after a temporary appears in `watch()` (a write in progress),
-    or let it end. True if it was killed."""
+def kill_when_writing(cmd, env, watch, rng, limit=300, delay=2.0):
+    """Start `cmd`; SIGKILL it a random 0-`delay` s after a temporary appears in `watch()` (a write in
+    progress), or let it end. True if it was killed."""
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     left_over, deadline = watch(), time.time() + limit
     while proc.poll() is None and time.time() < deadline and not (watch() - left_over):
         time.sleep(0.005)
     if proc.poll() is None:
-        time.sleep(rng.uniform(0, 2))
+        time.sleep(rng.uniform(0, delay))
     if proc.poll() is not None:
         return False
     os.killpg(proc.pid, signal.SIGKILL)
@@ -182,33 +183,32 @@ def same_files(a: Path, b: Path, pattern) -> bool:
 
 
 def soak_cache(args, rng, work, data, env, name, extra):
-    """Kill the first run while it writes `name` caches, `args.kills` times (fresh runs, the cache kept), then
-    finish; the caches must equal an uninterrupted run's."""
-    cache, runs, log, truncated, started = work / f"{name}-cache", work / f"{name}-runs", [], [], time.time()
+    """`args.kills` rounds, each on an empty cache folder: the first run killed while it writes `name` caches
+    (a random 0-0.5 s after the temporary appears), then run again to its end; the caches must equal an
+    uninterrupted run's."""
     pattern = f"{'images' if name == 'decode' else 'features'}-*.npy"
     writes = "images" if name == "decode" else "features"  # the temporaries whose write a kill should cut
-    kills = 0
-    for attempt in range(args.kills * 3):
-        if kills == args.kills or any(cache.glob(pattern)) and name == "decode":
-            break
-        run = runs / str(attempt)
-        if kill_when_writing(command(data, cache, run, epochs=1, extra=extra), env,
-                             lambda: {p for p in cache.glob(".*.tmp") if writes in p.name}, rng):
-            kills += 1
-            bad = truncated_files(run, cache)
-            truncated += bad
-            log.append({"kill": kills, "cached": sorted(p.name for p in cache.glob(pattern)), "truncated": bad})
-            print(json.dumps({"phase": name, **log[-1]}), flush=True)
-    final = subprocess.run(command(data, cache, runs / "final", epochs=1, extra=extra), env=env,
-                           capture_output=True, text=True)
     reference_cache = work / f"{name}-reference-cache"
     reference = subprocess.run(command(data, reference_cache, work / f"{name}-reference", epochs=1, extra=extra),
                                env=env, capture_output=True, text=True)
-    equal = same_files(cache, reference_cache, pattern)
+    log, truncated, started, kills, reruns_ok, equal = [], [], time.time(), 0, True, True
+    for round_ in range(args.kills):
+        cache, runs = work / f"{name}-cache-{round_}", work / f"{name}-runs-{round_}"
+        killed = kill_when_writing(command(data, cache, runs / "killed", epochs=1, extra=extra), env,
+                                   lambda: {p for p in cache.glob(".*.tmp") if writes in p.name}, rng, delay=0.5)
+        kills += killed
+        bad = truncated_files(runs / "killed", cache)
+        final = subprocess.run(command(data, cache, runs / "final", epochs=1, extra=extra), env=env,
+                               capture_output=True, text=True)
+        same = same_files(cache, reference_cache, pattern)
+        truncated += bad
+        reruns_ok, equal = reruns_ok and final.returncode == 0, equal and same
+        log.append({"round": round_, "killed": killed, "truncated": bad, "rerun_returncode": final.returncode,
+                    "cache_equals_uninterrupted": same})
+        print(json.dumps({"phase": name, **log[-1]}), flush=True)
     return {"kills": kills, "files_found_truncated": len(truncated), "truncated": truncated,
-            "rerun_completes": final.returncode == 0, "cache_equals_uninterrupted": equal,
-            "seconds": time.time() - started, "log": log,
-            "passed": final.returncode == 0 and reference.returncode == 0 and equal and not truncated}
+            "rerun_completes": reruns_ok, "cache_equals_uninterrupted": equal, "seconds": time.time() - started,
+            "log": log, "passed": reference.returncode == 0 and reruns_ok and equal and not truncated and kills > 0}
 
 
 def soak_sweep(args, rng, work, data, env):
