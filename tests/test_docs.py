@@ -1,0 +1,62 @@
+"""The docs' figures against the committed results files they cite: each figure quoted is the file's, rounded
+as the docs round it."""
+
+import csv
+import json
+import re
+import statistics
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[1]
+README, PERFORMANCE = (ROOT / "README.md").read_text(), (ROOT / "docs" / "performance.md").read_text()
+MACHINE = "amd-epyc-avx512_bf16"
+
+
+def runs(folder) -> list[dict]:
+    with open(ROOT / "results" / folder / "runs.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_the_readmes_run_and_result_are_the_default_runs():
+    metrics = json.loads((ROOT / "results" / "default_run" / "metrics.json").read_text())
+    log = (ROOT / "results" / "default_run" / "train.log").read_text()
+    run_line = re.search(r"- (Run: .*)", log).group(1)
+    assert run_line in README
+    for key in ("best_val_accuracy", "test_accuracy", "test_loss", "median_epoch_seconds"):
+        assert re.search(rf"^  {key} +{metrics[key]:.4f}$", README, re.M), key
+    assert re.search(rf"^  best_epoch +{metrics['best_epoch']}$", README, re.M)
+
+
+def test_the_readmes_speed_is_the_quick_benchmarks():
+    bench = json.loads((ROOT / "results" / "bench_quick" / MACHINE / "bench.json").read_text())
+    rows = {r["experiment"]: r for r in bench["peer"]}
+    model1, model4 = rows["model1"], rows["model4"]
+    assert f"**{model1['catdog_wall_seconds'] / model1['peer_wall_seconds']:.2f}×**" in README
+    assert f"({model1['catdog_wall_seconds']:.1f} against {model1['peer_wall_seconds']:.1f} s)" in README
+    assert f"{model4['catdog_wall_seconds'] / model4['peer_wall_seconds']:.2f}× " \
+           f"({model4['catdog_wall_seconds']:.1f} against {model4['peer_wall_seconds']:.1f} s)" in README
+    assert f"{model4['catdog_median_epoch_seconds']:.2f} s against the tutorial's " \
+           f"{model4['peer_median_epoch_seconds']:.1f} s" in README
+
+
+def over_seeds(rows, key) -> dict:
+    """{value of `key`: (mean best, min best, max best, mean test)} of `rows`."""
+    grouped = {}
+    for r in rows:
+        grouped.setdefault(r[key], []).append(r)
+    return {k: (statistics.mean(float(r["best_val_accuracy"]) for r in g),
+                min(float(r["best_val_accuracy"]) for r in g), max(float(r["best_val_accuracy"]) for r in g),
+                statistics.mean(float(r["test_accuracy"]) for r in g)) for k, g in grouped.items()}
+
+
+@pytest.mark.parametrize("folder,key,labels", [
+    (f"precision/{MACHINE}/model1", "precision", {"float32": "float32", "mixed_bfloat16": "mixed_bfloat16"}),
+    (f"feature_int8/{MACHINE}", "trainer.feature_cache.runtime",
+     {"onnxruntime": "float32 (ONNX Runtime)", "onnxruntime_int8": "int8 (ONNX Runtime QDQ)"}),
+])
+def test_performances_seed_tables_are_their_runs(folder, key, labels):
+    for value, (mean, low, high, test) in over_seeds(runs(folder), key).items():
+        row = f"| {labels[value]} | {mean:.4f} ({low:.4f}-{high:.4f}) | {test:.4f} |"
+        assert row in PERFORMANCE, row
