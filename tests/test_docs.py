@@ -53,6 +53,7 @@ def over_seeds(rows, key) -> dict:
 
 @pytest.mark.parametrize("folder,key,labels", [
     (f"precision/{MACHINE}/model1", "precision", {"float32": "float32", "mixed_bfloat16": "mixed_bfloat16"}),
+    (f"precision/{MACHINE}/model2", "precision", {"float32": "float32", "mixed_bfloat16": "mixed_bfloat16"}),
     (f"feature_int8/{MACHINE}", "trainer.feature_cache.runtime",
      {"onnxruntime": "float32 (ONNX Runtime)", "onnxruntime_int8": "int8 (ONNX Runtime QDQ)"}),
 ])
@@ -60,3 +61,11 @@ def test_performances_seed_tables_are_their_runs(folder, key, labels):
     for value, (mean, low, high, test) in over_seeds(runs(folder), key).items():
         row = f"| {labels[value]} | {mean:.4f} ({low:.4f}-{high:.4f}) | {test:.4f} |"
         assert row in PERFORMANCE, row
+
+
+def test_performances_step_times_in_each_precision_are_the_benchmarks():
+    float32, bf16 = (json.loads((ROOT / "results" / "epyc" / f"steps_{p}" / "bench.json").read_text())["steps"]
+                     for p in ("float32", "mixed_bfloat16"))
+    for ours, theirs in zip(float32, bf16):
+        a, b = ours["median_step_seconds"], theirs["median_step_seconds"]
+        assert f"{a:.3f} → {b:.3f} s ({a / b:.2f}×)" in PERFORMANCE, ours["model"]
