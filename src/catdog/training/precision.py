@@ -4,8 +4,8 @@ before the task is built, and fitted to the task when a fit or an evaluation sta
 `auto` decides by what the figures in docs/performance.md measured (results/precision/):
 - a GPU: mixed_bfloat16 from compute capability 8.0 (Ampere), mixed_float16 from 7.0, float32 below;
 - a CPU on TensorFlow with AMX or AVX512-BF16: mixed_bfloat16 (oneDNN's bfloat16 convolutions: a CNN's training
-  step 1.3-1.7x as fast on an AVX512-BF16 EPYC, about 2x on a Xeon with AMX), except for a task with depthwise convolutions (MobileNet, EfficientNet), which are slower in bfloat16
-  on a CPU, so that task computes in float32;
+  step 1.3-1.7x as fast with AVX512-BF16 alone, about 2x with AMX), except for a task with depthwise
+  convolutions (MobileNet, EfficientNet), which are slower in bfloat16 on a CPU, so that task computes in float32;
 - a CPU on JAX, or without those instructions: float32 (XLA:CPU computes bfloat16 no faster).
 """
 
