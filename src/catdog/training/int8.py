@@ -22,8 +22,9 @@ SPEEDUP = 1.2  # int8 must be at least this much faster on the check images
 CALIBRATION_IMAGES, CHECK_IMAGES = 16, 128  # more calibration images held the same cosine and cost memory
 
 
-def quantize(fp32_file, out_file, calibration, batch_size=32) -> None:
-    """`fp32_file` quantized into `out_file`, its activations' ranges from the `calibration` images."""
+def quantize(fp32_file, out_file, calibration, input_name, batch_size=32) -> None:
+    """`fp32_file` (whose input is `input_name`) quantized into `out_file`, its activations' ranges from the
+    `calibration` images."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -38,7 +39,7 @@ def quantize(fp32_file, out_file, calibration, batch_size=32) -> None:
         prepared = Path(partial).with_name(Path(partial).name + ".pre.onnx")
         try:
             quant_pre_process(str(fp32_file), str(prepared))
-            quantize_static(str(prepared), str(partial), Batches(_input_name(fp32_file)), quant_format=QuantFormat.QDQ,
+            quantize_static(str(prepared), str(partial), Batches(input_name), quant_format=QuantFormat.QDQ,
                             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True)
         finally:
             prepared.unlink(missing_ok=True)
@@ -99,7 +100,7 @@ def int8_session(fp32_file, calibration, images, cache_dir, key):
     try:
         if session is None:
             with working(f"Quantizing the features model to int8 ({len(calibration)} calibration images)"):
-                quantize(fp32_file, model, calibration)
+                quantize(fp32_file, model, calibration, fp32.get_inputs()[0].name)
             session = onnxruntime.InferenceSession(str(model), providers=["CPUExecutionProvider"])
     except (CatdogError, OSError) as exc:
         return None, {"passed": False, "reason": f"int8 could not be made ({type(exc).__name__}: {exc})"}
@@ -111,9 +112,3 @@ def int8_session(fp32_file, calibration, images, cache_dir, key):
         result = check(fp32, session, images)
         write_json(record, result)
     return (session if result["passed"] else None), result
-
-
-def _input_name(onnx_file) -> str:
-    import onnxruntime
-
-    return onnxruntime.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"]).get_inputs()[0].name
