@@ -89,3 +89,20 @@ def test_a_run_at_auto_records_its_choice_and_reason(tiny_data, tmp_path, monkey
     provenance = json.loads((run / "provenance.json").read_text())
     assert provenance["precision"] == policy and provenance["precision_reason"]
     assert f"precision {policy} (auto: " in (run / "train.log").read_text()
+
+
+def test_evaluate_names_the_checkpoints_own_precision(tiny_data, tmp_path, monkeypatch):
+    from catdog.utils import run_info
+
+    monkeypatch.setattr(run_info, "cpu_flags", lambda cpuinfo=None: set(AVX2))
+    run = tmp_path / "run"
+    trained = run_main("catdog.train", *small_run(tiny_data, "experiment=model1", "trainer.fast_dev_run=1",
+                                                  f"hydra.run.dir={run}", f"paths.cache_dir={tmp_path / 'cache'}"))
+    assert trained.returncode == 0, trained.stdout[-2000:]
+    monkeypatch.setattr(run_info, "cpu_flags", lambda cpuinfo=None: set(AVX512_BF16))  # auto would pick bf16
+    out = tmp_path / "evaluated"
+    result = run_main("catdog.evaluate", f"ckpt_path={run / 'checkpoints/last.keras'}",
+                      f"manifest={run / 'manifest.csv'}", "split=validation", f"hydra.run.dir={out}")
+    assert result.returncode == 0, result.stdout[-2000:]
+    runs = [line for line in (out / "evaluate.log").read_text().splitlines() if "Run:" in line]
+    assert runs and all("precision float32 (auto: the task's own" in line for line in runs), runs

@@ -203,8 +203,9 @@ class Trainer:
             return {}
         if not self.strategy.left:
             self.task = task
-        self._announce(datamodule)
         self.datamodule, task = datamodule, self.strategy.alone(task, self.task)
+        self.precision_choice = fit_to_task(task, self.precision_choice, platform())  # before the Run line names it
+        self._announce(datamodule)
         used = self.checkpointing.load_for_evaluation(task, ckpt_path)
         tested = self._evaluate(task, datamodule, "test") if datamodule.num_images("test") else {}
         metrics = {f"test_{k}": float(v) for k, v in tested.items()}
