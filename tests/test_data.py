@@ -1,3 +1,7 @@
+import collections
+import contextlib
+import os
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -184,3 +188,52 @@ def test_a_damaged_decode_cache_is_found_and_made_again(tiny_data, tmp_path, cap
         again = decoded()
     assert f"The cache file {cache} is damaged" in caplog.text
     np.testing.assert_array_equal(again, first)
+
+
+@pytest.mark.parametrize("layout", ["split", "flat", "manifest"])
+def test_setup_and_the_decode_cache_key_stat_each_image_once(tmp_path, monkeypatch, layout):
+    root = make_image_folders(tmp_path / "data", train=6, val=5)
+    kw = {"root": str(root)}
+    if layout == "flat":
+        kw = {"root": str(root / "train"), "val_fraction": 0.5}
+    elif layout == "manifest":
+        datamodule(root).write_manifest(tmp_path / "manifest.csv")
+        kw = {"manifest": str(tmp_path / "manifest.csv")}
+    images = {str(p) for p in (root / "train" if layout == "flat" else root).rglob("*.jpg")}
+    calls = collections.Counter()
+    real_stat, real_lstat, real_scandir = os.stat, os.lstat, os.scandir
+
+    def counted(real):
+        def call(path, *args, **kw):
+            calls[str(path)] += 1
+            return real(path, *args, **kw)
+        return call
+
+    class Entry:  # os.DirEntry, counting its stat() (its file type comes with the listing)
+        def __init__(self, entry):
+            self._entry, self.name, self.path = entry, entry.name, entry.path
+
+        def is_dir(self):
+            return self._entry.is_dir()
+
+        def is_file(self):
+            return self._entry.is_file()
+
+        def stat(self):
+            calls[self.path] += 1
+            return self._entry.stat()
+
+    @contextlib.contextmanager
+    def scandir(path):
+        with real_scandir(path) as entries:
+            yield (Entry(e) for e in entries)
+
+    monkeypatch.setattr(os, "stat", counted(real_stat))
+    monkeypatch.setattr(os, "lstat", counted(real_lstat))
+    monkeypatch.setattr(os, "scandir", scandir)
+    dm = ImageFolderDataModule(image_size=(16, 16), batch_size=4, cache_dir=str(tmp_path / "cache"), **kw)
+    dm.setup()
+    dm.arrays  # the decode cache's key
+    listed = {p for folder in dm.folders.values() for p in folder.paths}
+    assert {os.path.abspath(p) for p in listed} == images
+    assert {p: calls[p] for p in listed} == {p: 1 for p in listed}

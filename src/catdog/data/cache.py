@@ -103,10 +103,9 @@ def _in_memory(shape, dtype, fill):
     return store.array[:meta.get("rows", shape[0])], meta
 
 
-def _files_key(paths, image_size, max_pixels) -> str:
+def _files_key(paths, stats, image_size, max_pixels) -> str:
     h = hashlib.sha256(json.dumps([_FORMAT, list(image_size), max_pixels]).encode())
-    for p in paths:
-        st = os.stat(p)
+    for p, st in zip(paths, stats):
         h.update(f"{os.path.abspath(p)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
     return h.hexdigest()[:24]
 
@@ -147,9 +146,10 @@ def decode_into(paths, image_size, store, max_pixels=Image.MAX_IMAGE_PIXELS, wor
     return bad
 
 
-def cached_decode(paths, image_size, max_pixels, cache_dir=None):
+def cached_decode(paths, image_size, max_pixels, cache_dir=None, stats=None):
     """(images, indices of the readable files, {path: error}): every file decoded once, to uint8 rows of
-    `image_size`, read from `cache_dir` when this exact file list was decoded before."""
+    `image_size`, read from `cache_dir` when this exact file list was decoded before: the same paths, sizes and
+    modification times (from `stats`, the files' `os.stat_result`s when the caller has them)."""
     paths = list(paths)
 
     def fill(store):
@@ -166,6 +166,6 @@ def cached_decode(paths, image_size, max_pixels, cache_dir=None):
         return meta
 
     name = f"images-{image_size[0]}x{image_size[1]}"
-    key = _files_key(paths, image_size, max_pixels) if cache_dir else ""
+    key = _files_key(paths, stats or [os.stat(p) for p in paths], image_size, max_pixels) if cache_dir else ""
     images, meta = cached_rows(cache_dir, name, key, (len(paths), *image_size, 3), np.uint8, fill)
     return images, np.asarray(meta["good"], dtype=np.int64), meta["bad"]

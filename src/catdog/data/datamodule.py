@@ -171,7 +171,8 @@ class ImageFolderDataModule(DataModule):
     def _decode(self, name: str, folder: ImageFolder):
         if not len(folder):
             return np.zeros((0, *self.image_size, 3), np.uint8), folder.labels
-        images, good, bad = cached_decode(folder.paths, self.image_size, self.max_image_pixels, self.cache_dir)
+        images, good, bad = cached_decode(folder.paths, self.image_size, self.max_image_pixels, self.cache_dir,
+                                          folder.file_stats())
         if bad:
             named = [f"{printable(p)} ({printable(e)})" for p, e in bad.items()]
             if self.strict:

@@ -34,7 +34,8 @@ class ImageFilesDataModule(DataModule):
     def setup(self, stage=None) -> None:
         if self.images is not None:
             return
-        images, good, bad = cached_decode(self.folder.paths, self.image_size, self.max_image_pixels, self.cache_dir)
+        images, good, bad = cached_decode(self.folder.paths, self.image_size, self.max_image_pixels, self.cache_dir,
+                                          self.folder.stats)
         if bad:
             named = [f"{printable(p)} ({printable(e)})" for p, e in bad.items()]
             if self.strict:

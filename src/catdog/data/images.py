@@ -15,7 +15,7 @@ import functools
 import io
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -38,16 +38,11 @@ _HIGH_DEPTH = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 _ALPHA = ("RGBA", "LA", "PA")
 
 
-def is_image_file(path) -> bool:
-    """A file (or a link to one) whose name is visible (no leading ".") and ends in one of IMAGE_EXTENSIONS."""
-    path = Path(path)
-    return not path.name.startswith(".") and path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file()
-
-
-def find_images(folder) -> tuple[list[str], list[str]]:
+def find_images(folder, stats=None) -> tuple[list[str], list[str]]:
     """(images, skipped) below `folder`, each sorted: the image files of every visible sub-folder, links
-    followed, and the visible entries that are not (other files, dangling links, unreadable folders)."""
-    images, skipped, seen = [], [], set()
+    followed, and the visible entries that are not (other files, dangling links, unreadable folders).
+    `stats`, a dict, receives each image's `os.stat_result`: the one stat of the file that setup makes."""
+    images, skipped, seen, stats = [], [], set(), {} if stats is None else stats
 
     def walk(directory: Path):
         st = directory.stat()
@@ -55,17 +50,24 @@ def find_images(folder) -> tuple[list[str], list[str]]:
             return
         seen.add((st.st_dev, st.st_ino))
         try:
-            entries = sorted(e for e in directory.iterdir() if not e.name.startswith("."))
+            with os.scandir(directory) as found:  # the entries' types come with the listing, without a stat
+                entries = sorted((e for e in found if not e.name.startswith(".")), key=lambda e: e.name)
         except OSError:
             skipped.append(directory)
             return
         for entry in entries:
-            if entry.is_dir():
-                walk(entry)
-            elif is_image_file(entry):
-                images.append(entry)
-            else:
-                skipped.append(entry)
+            path = directory / entry.name
+            try:
+                if entry.is_dir():
+                    walk(path)
+                    continue
+                if Path(entry.name).suffix.lower() in IMAGE_EXTENSIONS and entry.is_file():
+                    stats[str(path)] = entry.stat()
+                    images.append(path)
+                    continue
+            except OSError:  # gone, or unreadable, since the listing
+                pass
+            skipped.append(path)
 
     walk(Path(folder))
     return [str(p) for p in sorted(images)], [str(p) for p in sorted(skipped)]
@@ -86,12 +88,20 @@ class ImageFolder:
     paths: list[str]
     labels: np.ndarray
     class_names: list[str]
+    stats: list[os.stat_result] | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def subset(self, index) -> "ImageFolder":
-        return ImageFolder([self.paths[i] for i in index], self.labels[index], self.class_names)
+        return ImageFolder([self.paths[i] for i in index], self.labels[index], self.class_names,
+                           None if self.stats is None else [self.stats[i] for i in index])
+
+    def file_stats(self) -> list[os.stat_result]:
+        """Each file's stat (links followed), taken once: by the listing, or here on first use."""
+        if self.stats is None:
+            self.stats = [os.stat(p) for p in self.paths]
+        return self.stats
 
 
 def list_image_folder(directory, class_names=None) -> ImageFolder:
@@ -118,10 +128,10 @@ def list_image_folder(directory, class_names=None) -> ImageFolder:
     unknown = sorted(set(found) - set(classes))
     if unknown:
         raise CatdogError(f"{directory} has class folders {unknown} that are not among the classes {classes}.")
-    paths, labels = [], []
+    paths, labels, stats = [], [], {}
     for label, name in enumerate(classes):
         class_dir = directory / name
-        images, ignored = find_images(class_dir) if class_dir.is_dir() else ([], [])
+        images, ignored = find_images(class_dir, stats) if class_dir.is_dir() else ([], [])
         skipped += ignored
         if not images and class_names is None:
             raise CatdogError(f"Class folder {printable(str(class_dir))} holds no images (looked for "
@@ -129,7 +139,7 @@ def list_image_folder(directory, class_names=None) -> ImageFolder:
         paths += images
         labels += [label] * len(images)
     warn_skipped(skipped)
-    return ImageFolder(paths, np.asarray(labels, dtype="int32"), classes)
+    return ImageFolder(paths, np.asarray(labels, dtype="int32"), classes, [stats[p] for p in paths])
 
 
 def load_image(path, image_size, max_pixels=Image.MAX_IMAGE_PIXELS) -> np.ndarray:

@@ -12,6 +12,8 @@ disjoint.
 import csv
 import hashlib
 import math
+import os
+import stat
 from collections import defaultdict
 from pathlib import Path
 
@@ -81,7 +83,8 @@ def read_manifest(file) -> dict[str, ImageFolder]:
     if unknown:
         raise CatdogError(f"dataset.manifest={file}: unknown split(s) {unknown}; use train, validation or test.")
     classes = sorted({r["label"] for r in rows})
-    absent = [printable(r["path"]) for r in rows if not (file.parent / r["path"]).is_file()]
+    stats = {r["path"]: _file_stat(file.parent / r["path"]) for r in rows}
+    absent = [printable(path) for path, st in stats.items() if st is None]
     if absent:
         raise CatdogError(f"dataset.manifest={file} lists {len(absent)} file(s) that do not exist (relative paths "
                           f"are relative to the manifest's folder): {first_few(absent, MISSING)}.",
@@ -93,8 +96,18 @@ def read_manifest(file) -> dict[str, ImageFolder]:
     for split in ("train", "val", "test"):
         chosen = [r for r in rows if MANIFEST_SPLITS[r["split"]] == split]
         splits[split] = ImageFolder([str(file.parent / r["path"]) for r in chosen],
-                                    np.asarray([label_of[r["label"]] for r in chosen], dtype="int32"), classes)
+                                    np.asarray([label_of[r["label"]] for r in chosen], dtype="int32"), classes,
+                                    [stats[r["path"]] for r in chosen])
     return splits
+
+
+def _file_stat(path) -> os.stat_result | None:
+    """The stat of a regular file (links followed), or None."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st if stat.S_ISREG(st.st_mode) else None
 
 
 def write_manifest(path, folders: dict[str, ImageFolder]) -> None:
@@ -111,25 +124,28 @@ def write_manifest(path, folders: dict[str, ImageFolder]) -> None:
 
 
 def check_disjoint(folders: dict[str, ImageFolder]) -> None:
-    """Refuse splits that share an image: the same file (path or link) or the same content. Only files whose
-    size is also found in another split are read."""
-    where = defaultdict(set)
+    """Refuse splits that share an image: the same file (a path, a link or a hard link to it) or the same
+    content. Files are told apart by their stats, taken once; only files whose size is also found in another
+    split are read."""
+    where, first_path = defaultdict(set), {}
     by_size = defaultdict(list)
     for split, folder in folders.items():
-        for p in folder.paths:
-            real = Path(p).resolve()
-            where[real].add(split)
-            by_size[real.stat().st_size].append((split, real))
-    shared = [f"{printable(p)} (in {' and '.join(SPLIT_NAMES[s] for s in sorted(splits))})"
-              for p, splits in where.items() if len(splits) > 1]
+        for p, st in zip(folder.paths, folder.file_stats()):
+            file = (st.st_dev, st.st_ino)
+            where[file].add(split)
+            first_path.setdefault(file, p)
+            by_size[st.st_size].append((split, file))
+    shared = [f"{printable(first_path[f])} (in {' and '.join(SPLIT_NAMES[s] for s in sorted(splits))})"
+              for f, splits in where.items() if len(splits) > 1]
     by_content = defaultdict(list)
     for files in by_size.values():
         if len({split for split, _ in files}) > 1:
-            for split, real in dict.fromkeys(files):
-                by_content[_digest(real)].append((split, real))
+            for split, file in dict.fromkeys(files):
+                by_content[_digest(first_path[file])].append((split, file))
     for same in by_content.values():
-        if len({split for split, _ in same}) > 1 and len({p for _, p in same}) > 1:
-            shared.append(" = ".join(f"{printable(p)} ({SPLIT_NAMES[s]})" for s, p in same) + " (the same content)")
+        if len({split for split, _ in same}) > 1 and len({f for _, f in same}) > 1:
+            shared.append(" = ".join(f"{printable(first_path[f])} ({SPLIT_NAMES[s]})" for s, f in same)
+                          + " (the same content)")
     if shared:
         raise CatdogError(f"The splits share {len(shared)} image(s), so validation or test would score images the "
                           f"model trained on: {first_few(shared, SHARED)}. Remove the duplicates from all but one "
