@@ -68,6 +68,9 @@ def test_report_tables_and_plots_from_run_directories(tmp_path):
     assert "![confusion](../1/confusion.png)" in write_report(tmp_path, tmp_path / "report").read_text()
     for png in ("val_curves.png", "backends.png"):
         assert Image.open(tmp_path / "report" / png).size[0] > 300
+    (tmp_path / "1" / "provenance.json").write_text(json.dumps({"backend": "tensorflow"}))  # one backend: no bars
+    assert "backends.png" not in write_report(tmp_path, tmp_path / "report").read_text()
+    assert not (tmp_path / "report" / "backends.png").exists()
 
 
 def test_the_report_has_a_column_for_each_key_its_jobs_vary(tmp_path):

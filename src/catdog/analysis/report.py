@@ -172,7 +172,8 @@ def plot_backends(runs, path) -> None:
 
 
 def write_report(root, out=None) -> Path:
-    """report.md, runs.csv, val_curves.png and backends.png in `out` (default: `root`)."""
+    """report.md, runs.csv, val_curves.png and, where the runs used more than one backend, backends.png in `out`
+    (default: `root`)."""
     runs, failed = collect_runs(root)
     out = Path(out or root)
     out.mkdir(parents=True, exist_ok=True)
@@ -195,8 +196,11 @@ def write_report(root, out=None) -> Path:
         parts.append("\nFailed (no metrics.json): " + ", ".join(failed) + "\n")
     if runs:
         plot_curves(runs, out / "val_curves.png")
+        parts.append("\n![validation accuracy](val_curves.png)\n")
+    (out / "backends.png").unlink(missing_ok=True)  # an earlier report's
+    if len({r["backend"] for r in runs}) > 1:
         plot_backends(runs, out / "backends.png")
-        parts.append("\n![validation accuracy](val_curves.png)\n\n![backends](backends.png)\n")
+        parts.append("\n![backends](backends.png)\n")
     analysed = [r for r in runs if (Path(root) / r["run"] / "confusion.png").is_file()]
     if analysed:
         parts.append("\n## Error analysis (validation)\n")
