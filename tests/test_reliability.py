@@ -181,13 +181,16 @@ def tiny_task():
 
 
 class FakeTrainer:
-    """What ModelCheckpoint asks of a Trainer: save_checkpoint."""
+    """What ModelCheckpoint asks of a Trainer: save_checkpoint and copy_checkpoint."""
 
     def __init__(self):
         self.saved = []
 
     def save_checkpoint(self, path, epochs_done):
         self.saved.append((Path(path).name, epochs_done))
+
+    def copy_checkpoint(self, source, path):
+        self.saved.append((Path(path).name, f"copy of {Path(source).name}"))
 
 
 @pytest.mark.backends
@@ -200,8 +203,10 @@ def test_the_best_score_survives_a_resume_and_a_missing_monitor_is_an_error(tmp_
     checkpoint.on_epoch_end(3, {"val_accuracy": 1.0})  # not an improvement
     checkpoint.on_epoch_end(4, {"val_accuracy": 0.5})
     assert checkpoint.trainer.saved == [("last.keras", 4), ("last.keras", 5)]
+    checkpoint.on_epoch_end(5, {"val_accuracy": 1.5})  # an improvement: serialized once, then copied
+    assert checkpoint.trainer.saved[2:] == [("best.keras", 6), ("last.keras", "copy of best.keras")]
     with pytest.raises(CatdogError, match="monitor='val_accuracy' is not among"):
-        checkpoint.on_epoch_end(5, {"val_acc": 0.9})
+        checkpoint.on_epoch_end(6, {"val_acc": 0.9})
 
 
 @pytest.mark.parametrize("restore, epochs_run", [

@@ -223,6 +223,13 @@ class CheckpointConnector:
         with distributed.local_scope():
             save_checkpoint(path, trainer.task, state, variables)
 
+    def copy(self, source, path) -> None:
+        """`source`, a checkpoint saved at this same moment, written to `path` as well: a byte copy, not a
+        second serialization of the task; rank 0's alone, like `save`."""
+        if self.trainer.is_global_zero:
+            with atomic_path(path, suffix=".keras") as tmp:
+                shutil.copyfile(source, tmp)
+
     def save_last(self, epochs_done, **extra) -> None:
         if self.callback is not None and self.callback.save_last:
             self.save(self.callback.last_model_path, epochs_done, **extra)

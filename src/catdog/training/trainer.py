@@ -123,6 +123,10 @@ class Trainer:
         """The task and this trainer's state to `path` (what `ModelCheckpoint` calls)."""
         self.checkpointing.save(path, epochs_done, **state)
 
+    def copy_checkpoint(self, source, path) -> None:
+        """`source`, saved by `save_checkpoint` at this same moment, to `path` too (best.keras as last.keras)."""
+        self.checkpointing.copy(source, path)
+
     def dev_run_images(self, datamodule) -> dict:
         """{split: n}: the images a fast_dev_run's batches hold, so the feature pass computes no more."""
         return {k: n * datamodule.batch_size for k, n in self.limits.items() if n} if self.fast_dev_run else {}
