@@ -38,7 +38,7 @@ def phases(log: Path, started: float) -> dict:
         return found[-1 if last else 0]
 
     run, data = when(r"Run: ")[0], when(r"\] - Data ")[0]
-    features_end, line = when(r"Features of the train images .*images in")
+    features_end, line = when(r"Features of the train images.*images in")
     features = float(re.search(r"images in ([0-9.]+) s", line).group(1))
     stage, last_epoch, result = when(r"Stage ")[0], when(r"Epoch \d+/", last=True)[0], when(r"Result:")[0]
     reached = [t for t, line in lines if (m := re.search(r"Epoch \d+/\d+: .*val_accuracy ([0-9.]+)", line))
@@ -64,7 +64,7 @@ def main() -> None:
             shutil.rmtree(cache, ignore_errors=True)
             started = time.time()
             subprocess.run([sys.executable, "-m", "catdog.train", f"trainer.feature_cache.views={views}",
-                            f"seed={seed}", "trainer.verbose=2", f"paths.cache_dir={cache}", f"hydra.run.dir={run}"],
+                            f"seed={seed}", f"paths.cache_dir={cache}", f"hydra.run.dir={run}"],
                            cwd=ROOT, check=True, capture_output=True)
             wall = time.time() - started
             metrics = json.loads((run / "metrics.json").read_text())

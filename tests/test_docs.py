@@ -69,3 +69,18 @@ def test_performances_step_times_in_each_precision_are_the_benchmarks():
     for ours, theirs in zip(float32, bf16):
         a, b = ours["median_step_seconds"], theirs["median_step_seconds"]
         assert f"{a:.3f} → {b:.3f} s ({a / b:.2f}×)" in PERFORMANCE, ours["model"]
+
+
+def test_the_finetune_guides_switch_table_is_the_recipe_benchmarks():
+    guide = (ROOT / "docs" / "finetune.md").read_text()
+    labels = {"baseline": "none", "label_smoothing": "label smoothing 0.1", "ema": "EMA of the weights",
+              "cosine": "cosine head stage", "all": "all three"}
+    grouped = {}
+    for r in runs(f"recipe/{MACHINE}"):
+        grouped.setdefault(r["switch"], []).append(r)
+    for switch, label in labels.items():
+        final, test, flip = (statistics.mean(float(r[k]) for r in grouped[switch])
+                             for k in ("final_val", "test", "test_tta_flip"))
+        cells = [f"{v:.4f}" for v in (final, test, flip)]
+        assert re.search(rf"^\| {re.escape(label)} \| \**{cells[0]}\** \| \**{cells[1]}\** \| {cells[2]} \|$", guide,
+                         re.M), (label, cells)
