@@ -8,7 +8,8 @@ only its head stage, on features cached once and shared by every run; `preset` r
 preset's defaults. Rows of switches not named in --switches are kept from an earlier runs.csv. Every run's best checkpoint is then
 evaluated by `catdog.evaluate` (the whole model on the images) on its own test split, never read while
 choosing, without and with `tta=flip`. Results go to
-results/recipe/<machine>/: table.md (means over seeds), runs.csv (every run) and report.md (catdog.report).
+results/recipe/<machine>/: table.md (means over seeds) and runs.csv (every run); catdog.report's report.md of
+every run stays in outputs/recipe/<machine>/.
 Needs CATDOG_DATA and CATDOG_WEIGHTS, as the README's Install.
 """
 
@@ -107,9 +108,7 @@ def main() -> None:
                      f"{mean('test_tta_flip'):.4f} |")
     (results / "table.md").write_text("\n".join(lines) + "\n")
     subprocess.run([sys.executable, "-m", "catdog.report", str(outputs)], cwd=ROOT, check=True,
-                   stdout=subprocess.DEVNULL)
-    for name in ("report.md", "val_curves.png"):
-        shutil.copy(outputs / name, results / name)
+                   stdout=subprocess.DEVNULL)  # every run's curves and mistakes, beside the runs
     print("\n".join(lines))
 
 
