@@ -84,3 +84,14 @@ def test_the_finetune_guides_switch_table_is_the_recipe_benchmarks():
         cells = [f"{v:.4f}" for v in (final, test, flip)]
         assert re.search(rf"^\| {re.escape(label)} \| \**{cells[0]}\** \| \**{cells[1]}\** \| {cells[2]} \|$", guide,
                          re.M), (label, cells)
+
+
+def test_performances_scaling_table_is_the_data_scale_benchmarks():
+    result = json.loads((ROOT / "results" / "data_scale" / "results.json").read_text())
+    for row in result["rows"]:
+        cells = (f"{row['images']:,}", f"{row['setup_s']:.2f}", f"{row['setup_ms_per_image']:.3f} ms",
+                 f"{row['decode_s']:.1f}", f"{row['peak_rss_mb']:.0f}")
+        assert "| " + " | ".join(cells) + " |" in PERFORMANCE, cells
+    calls = result["stat_calls_per_image"]
+    assert f"{calls['images']:,} images:\n{calls['mean']:.2f} stat-family system call per image, {calls['max']} at " \
+           "most" in PERFORMANCE
