@@ -95,3 +95,14 @@ def test_performances_scaling_table_is_the_data_scale_benchmarks():
     calls = result["stat_calls_per_image"]
     assert f"{calls['images']:,} images:\n{calls['mean']:.2f} stat-family system call per image, {calls['max']} at " \
            "most" in PERFORMANCE
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_the_tutorial_tables_are_the_tutorial_runs(backend):
+    guide = (ROOT / "docs" / "tutorial.md").read_text()
+    for experiment in ("model1", "model2", "model3", "model4"):
+        metrics = json.loads((ROOT / "results" / "tutorial" / backend / experiment / "metrics.json").read_text())
+        best, test = f"{metrics['best_val_accuracy']:.3f}", f"{metrics['test_accuracy']:.3f}"
+        assert re.search(rf"^\| {experiment} \|.*\| {best} / {test} \|", guide, re.M), (backend, experiment)
+        if backend == "tensorflow":
+            assert re.search(rf"^\| `{experiment}`: .* \| {best} \| {test} \|", README, re.M), experiment
