@@ -65,8 +65,8 @@ def main() -> None:
     rows = []
     if (results / "runs.csv").is_file():  # the other switches' rows, from an earlier invocation
         with open(results / "runs.csv", newline="") as f:
-            rows = [{k: v if k == "switch" else float(v) for k, v in r.items()} for r in csv.DictReader(f)
-                    if r["switch"] not in chosen]
+            rows = [{k: v if k == "switch" else int(v) if k in ("seed", "test_images") else float(v)
+                     for k, v in r.items()} for r in csv.DictReader(f) if r["switch"] not in chosen]
     for name in chosen:
         overrides = [o for o in SWITCHES[name] if o not in SHOWN]
         sweep = outputs / name
@@ -95,7 +95,7 @@ def main() -> None:
              f"{''.join(' ' + o for o in args.overrides)}`: "
              "experiment=finetune (MobileNetV2, 224 px, average pooling, flips), its head stage alone for "
              f"{args.epochs} epochs on cached features, and (`preset`) both its stages at its defaults. Means over "
-             f"seeds; test is each run's own test split ({int(rows[0]['test_images'])} images), evaluated once "
+             f"seeds; test is each run's own test split ({rows[0]['test_images']} images), evaluated once "
              "at the end, never used to choose.", "",
              "| switch | overrides | seeds | mean best val | mean final val | min final val | mean test "
              "| mean test, tta=flip |", "|---|---|---|---|---|---|---|---|"]
