@@ -106,3 +106,15 @@ def test_the_tutorial_tables_are_the_tutorial_runs(backend):
         assert re.search(rf"^\| {experiment} \|.*\| {best} / {test} \|", guide, re.M), (backend, experiment)
         if backend == "tensorflow":
             assert re.search(rf"^\| `{experiment}`: .* \| {best} \| {test} \|", README, re.M), experiment
+
+
+def test_performances_cold_start_table_is_the_benchmarks():
+    table = (ROOT / "results" / "cold_start" / MACHINE / "table.md").read_text()
+    rows = re.findall(r"^\| (\d) \| 3 \| (.*) \|$", table, re.M)
+    assert len(rows) == 3
+    for views, cells in rows:
+        cells = cells.split(" | ")
+        wall, start, decode, export, features, _, epochs, test, reached, best, tested = cells
+        ours = [wall, start, decode, export, features, epochs, test, reached.replace(", ", ", at "), best, tested]
+        assert re.search(rf"^\| {views}( \(default\))? \| " + re.escape(" | ".join(ours)) + r" \|$", PERFORMANCE,
+                         re.M), views
