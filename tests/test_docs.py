@@ -54,6 +54,7 @@ def over_seeds(rows, key) -> dict:
 @pytest.mark.parametrize("folder,key,labels", [
     (f"precision/{MACHINE}/model1", "precision", {"float32": "float32", "mixed_bfloat16": "mixed_bfloat16"}),
     (f"precision/{MACHINE}/model2", "precision", {"float32": "float32", "mixed_bfloat16": "mixed_bfloat16"}),
+    (f"precision/{MACHINE}/model3", "precision", {"float32": "float32", "mixed_bfloat16": "mixed_bfloat16"}),
     (f"feature_int8/{MACHINE}", "trainer.feature_cache.runtime",
      {"onnxruntime": "float32 (ONNX Runtime)", "onnxruntime_int8": "int8 (ONNX Runtime QDQ)"}),
 ])
