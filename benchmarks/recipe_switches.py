@@ -32,6 +32,7 @@ SWITCHES = {  # "cosine": the head stage decays on a cosine; "preset": both stag
     "cosine": [*OFF, "cosine"],
     "all": ["model.loss.label_smoothing=0.1", "callbacks=ema", "model.optimizer.use_ema=true", "cosine"],
     "preset": ["preset"],
+    "preset_lr_1e-4": ["preset", "trainer.stages.1.learning_rate=1e-4"],
 }
 SHOWN = {"cosine": "head stage cosine, 1 warm-up", "preset": "both stages, the preset's defaults"}
 

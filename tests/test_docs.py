@@ -75,7 +75,8 @@ def test_performances_step_times_in_each_precision_are_the_benchmarks():
 def test_the_finetune_guides_switch_table_is_the_recipe_benchmarks():
     guide = (ROOT / "docs" / "finetune.md").read_text()
     labels = {"baseline": "none", "label_smoothing": "label smoothing 0.1", "ema": "EMA of the weights",
-              "cosine": "cosine head stage", "all": "all three", "preset": "the preset, both stages"}
+              "cosine": "cosine head stage", "all": "all three", "preset": "the preset, both stages",
+              "preset_lr_1e-4": "the preset, fine-tune stage at 1e-4"}
     grouped = {}
     for r in runs(f"recipe/{MACHINE}"):
         grouped.setdefault(r["switch"], []).append(r)
